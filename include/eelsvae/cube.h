@@ -1,0 +1,565 @@
+/**
+ * @file cube.h
+ * @brief Spectrum-image datacubes: creation, axes, tiles, .npy files,
+ *        preprocessing, the synthetic BiFeO3-like SI and anomaly injection.
+ *
+ * Layout: a cube is ny × nx × ne float32 samples, row-major with energy
+ * fastest — sample (y, x, e) is at index (y·nx + x)·ne + e, the layout of a
+ * NumPy (y, x, E) array as HyperSpy holds an SI. Each axis has a calibration
+ * value(i) = offset + scale·i and a units string.
+ */
+#ifndef EELSVAE_CUBE_H
+#define EELSVAE_CUBE_H
+
+#include <eelsvae/eelsvae.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** Axis of a cube. @since 0.1.0 */
+typedef enum eelsvae_axis {
+    EELSVAE_AXIS_Y = 0, /**< Scan rows (slowest). */
+    EELSVAE_AXIS_X = 1, /**< Scan columns. */
+    EELSVAE_AXIS_E = 2  /**< Energy loss (fastest). */
+} eelsvae_axis;
+
+/** Longest units string an axis keeps, including the terminating NUL. @since 0.1.0 */
+#define EELSVAE_UNITS_MAX 16
+
+/** @name Creating and inspecting cubes
+ *  @{ */
+
+/**
+ * @brief Create a zero-filled cube.
+ *
+ * Axes start uncalibrated: offset 0, scale 1, units "" (spatial) and
+ * "eV" (energy).
+ * @param ny Rows, ≥ 1.
+ * @param nx Columns, ≥ 1.
+ * @param ne Energy channels, ≥ 1.
+ * @param[out] out The new cube.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a zero dimension),
+ *         ::EELSVAE_ERR_OVERFLOW, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_create(size_t ny, size_t nx, size_t ne, eelsvae_cube **out);
+
+/**
+ * @brief Create a cube holding a copy of the caller's samples.
+ * @param data ny·nx·ne samples in the cube layout; copied.
+ * @param ny Rows, ≥ 1.
+ * @param nx Columns, ≥ 1.
+ * @param ne Energy channels, ≥ 1.
+ * @param[out] out The new cube.
+ * @return As eelsvae_cube_create().
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_create_from(const float *data, size_t ny, size_t nx, size_t ne,
+                                                    eelsvae_cube **out);
+
+/**
+ * @brief Free a cube. NULL is a no-op.
+ * @param cube The cube.
+ * @since 0.1.0
+ */
+EELSVAE_API void eelsvae_cube_free(eelsvae_cube *cube);
+
+/**
+ * @brief Dimensions of a cube.
+ * @param cube The cube.
+ * @param[out] ny Rows (may be NULL).
+ * @param[out] nx Columns (may be NULL).
+ * @param[out] ne Energy channels (may be NULL).
+ * @since 0.1.0
+ */
+EELSVAE_API void eelsvae_cube_shape(const eelsvae_cube *cube, size_t *ny, size_t *nx, size_t *ne);
+
+/**
+ * @brief The samples, ny·nx·ne floats in the cube layout, 64-byte aligned.
+ * @param cube The cube.
+ * @return Pointer valid until the cube is freed.
+ * @since 0.1.0
+ */
+EELSVAE_API float *eelsvae_cube_data(eelsvae_cube *cube);
+
+/**
+ * @brief Read-only access to the samples.
+ * @param cube The cube.
+ * @return Pointer valid until the cube is freed.
+ * @since 0.1.0
+ */
+EELSVAE_API const float *eelsvae_cube_data_const(const eelsvae_cube *cube);
+
+/**
+ * @brief Set the calibration of one axis: value(i) = offset + scale·i.
+ * @param cube The cube.
+ * @param axis Which axis.
+ * @param offset Value at index 0 (finite).
+ * @param scale Step per index (finite, non-zero).
+ * @param units Units string (NULL for ""), shorter than ::EELSVAE_UNITS_MAX.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_set_axis(eelsvae_cube *cube, eelsvae_axis axis, double offset, double scale,
+                                                 const char *units);
+
+/**
+ * @brief Calibration of one axis.
+ * @param cube The cube.
+ * @param axis Which axis.
+ * @param[out] offset Value at index 0 (may be NULL).
+ * @param[out] scale Step per index (may be NULL).
+ * @param[out] units Units string owned by the cube (may be NULL).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (unknown axis).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_axis(const eelsvae_cube *cube, eelsvae_axis axis, double *offset,
+                                             double *scale, const char **units);
+
+/**
+ * @brief Pointer to the spectrum at pixel (y, x): ne contiguous samples.
+ * @param cube The cube.
+ * @param y Row.
+ * @param x Column.
+ * @param[out] spectrum Pointer into the cube's samples.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_RANGE.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_spectrum(const eelsvae_cube *cube, size_t y, size_t x,
+                                                 const float **spectrum);
+
+/**
+ * @brief Which energy channels an energy window covers.
+ *
+ * The window [lo_ev, hi_ev] keeps every channel i whose energy
+ * offset + scale·i lies within it (both ends included, to 1e-6 of a channel).
+ * A window may stick out past either end of the axis by up to one channel
+ * width (so "420:820" fits an axis 420 … 819.9 eV); a window further out, or
+ * covering no channel, is ::EELSVAE_ERR_RANGE.
+ * @param cube The cube (its energy axis is used).
+ * @param lo_ev Lower end in the energy axis' units.
+ * @param hi_ev Upper end, > lo_ev.
+ * @param[out] first First channel kept.
+ * @param[out] count Number of channels kept, ≥ 1.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_RANGE.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_energy_window(const eelsvae_cube *cube, double lo_ev, double hi_ev,
+                                                      size_t *first, size_t *count);
+
+/**
+ * @brief New cube holding the channels of an energy window.
+ *
+ * The channels kept are those of eelsvae_cube_energy_window(); the energy
+ * offset is moved to the first one kept.
+ * @param cube Source cube.
+ * @param lo_ev Lower end of the window.
+ * @param hi_ev Upper end of the window.
+ * @param[out] out The cropped cube.
+ * @return As eelsvae_cube_energy_window(), or ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_crop_energy(const eelsvae_cube *cube, double lo_ev, double hi_ev,
+                                                    eelsvae_cube **out);
+
+/**
+ * @brief New cube holding the pixels y0 … y0+ny−1, x0 … x0+nx−1.
+ * @param cube Source cube.
+ * @param y0 First row kept.
+ * @param x0 First column kept.
+ * @param ny Rows kept, ≥ 1.
+ * @param nx Columns kept, ≥ 1.
+ * @param[out] out The cropped cube; spatial offsets are moved accordingly.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_RANGE, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_crop(const eelsvae_cube *cube, size_t y0, size_t x0, size_t ny, size_t nx,
+                                             eelsvae_cube **out);
+
+/**
+ * @brief Deep copy, samples and calibration.
+ * @param cube Source cube.
+ * @param[out] out The copy.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_copy(const eelsvae_cube *cube, eelsvae_cube **out);
+
+/**
+ * @brief Sum over energy at every pixel (the "z-summed" image).
+ * @param cube The cube.
+ * @param[out] image ny·nx values, row-major.
+ * @param count Length of @p image; must be ny·nx.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_DIMENSION.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_sum_image(const eelsvae_cube *cube, float *image, size_t count);
+
+/**
+ * @brief Mean spectrum over all pixels.
+ * @param cube The cube.
+ * @param[out] spectrum ne values.
+ * @param count Length of @p spectrum; must be ne.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_DIMENSION.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_mean_spectrum(const eelsvae_cube *cube, float *spectrum, size_t count);
+
+/**
+ * @brief Check every sample is finite.
+ * @param cube The cube.
+ * @return ::EELSVAE_OK, or ::EELSVAE_ERR_NUMERIC naming the first pixel and
+ *         channel holding NaN or ±Inf.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_check_finite(const eelsvae_cube *cube);
+/** @} */
+
+/** @name Tiles (sub-images)
+ *
+ * A cube is cut into T × T-pixel tiles that cover every pixel. Tile (i, j)
+ * starts at row min(i·T, ny − T) and column min(j·T, nx − T): when ny or nx
+ * is not a multiple of T the last row or column of tiles overlaps its
+ * neighbour. Tiles are numbered row-major, i·tiles_x + j, and stored as
+ * [tile][T][T][ne], energy fastest.
+ *  @{ */
+
+/**
+ * @brief How many tiles cover an ny × nx scan.
+ * @param ny Rows.
+ * @param nx Columns.
+ * @param tile Tile side T, 1 ≤ T ≤ min(ny, nx).
+ * @param[out] tiles_y ⌈ny / T⌉.
+ * @param[out] tiles_x ⌈nx / T⌉.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION (tile larger than the scan).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_tiling(size_t ny, size_t nx, size_t tile, size_t *tiles_y, size_t *tiles_x);
+
+/**
+ * @brief Copy every tile of a cube into one buffer.
+ * @param cube The cube.
+ * @param tile Tile side T.
+ * @param[out] tiles tiles_y·tiles_x·T·T·ne floats.
+ * @param count Length of @p tiles.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_t tile, float *tiles, size_t count);
+
+/**
+ * @brief Reassemble a cube from its tiles, averaging where tiles overlap.
+ * @param cube Target cube; its shape decides the tiling. Samples are overwritten.
+ * @param tile Tile side T.
+ * @param tiles tiles_y·tiles_x·T·T·ne floats.
+ * @param count Length of @p tiles.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, const float *tiles,
+                                                   size_t count);
+/** @} */
+
+/** @name NumPy .npy files
+ *  @{ */
+
+/** Element type of a .npy array. @since 0.1.0 */
+typedef enum eelsvae_dtype {
+    EELSVAE_DTYPE_INT8 = 0,    /**< int8 ("i1"). */
+    EELSVAE_DTYPE_UINT8 = 1,   /**< uint8 ("u1"). */
+    EELSVAE_DTYPE_INT16 = 2,   /**< int16. */
+    EELSVAE_DTYPE_UINT16 = 3,  /**< uint16. */
+    EELSVAE_DTYPE_INT32 = 4,   /**< int32. */
+    EELSVAE_DTYPE_UINT32 = 5,  /**< uint32. */
+    EELSVAE_DTYPE_INT64 = 6,   /**< int64. */
+    EELSVAE_DTYPE_UINT64 = 7,  /**< uint64. */
+    EELSVAE_DTYPE_FLOAT16 = 8, /**< IEEE half precision (read only). */
+    EELSVAE_DTYPE_FLOAT32 = 9, /**< float32. */
+    EELSVAE_DTYPE_FLOAT64 = 10, /**< float64. */
+    EELSVAE_DTYPE_BOOL = 11    /**< bool ("b1"), one byte 0 or 1. */
+} eelsvae_dtype;
+
+/** Most dimensions a .npy array may have here. @since 0.1.0 */
+#define EELSVAE_NPY_MAX_DIMS 8
+
+/**
+ * @brief Read a .npy file of any numeric dtype into float32.
+ *
+ * Handles header versions 1.0, 2.0 and 3.0, both byte orders and C or
+ * Fortran order; the result is always C order. Integers wider than 24 bits
+ * are rounded to the nearest float.
+ * @param path File name.
+ * @param[out] ndim Number of dimensions (0 … ::EELSVAE_NPY_MAX_DIMS).
+ * @param[out] shape ::EELSVAE_NPY_MAX_DIMS entries; the first @p ndim are set.
+ * @param[out] dtype The file's element type (may be NULL).
+ * @param[out] data The samples, freed with eelsvae_free().
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_IO, ::EELSVAE_ERR_FORMAT (naming the
+ *         byte offset), ::EELSVAE_ERR_UNSUPPORTED (e.g. a structured dtype),
+ *         ::EELSVAE_ERR_OVERFLOW, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_npy_read(const char *path, size_t *ndim, size_t shape[EELSVAE_NPY_MAX_DIMS],
+                                            eelsvae_dtype *dtype, float **data);
+
+/**
+ * @brief Write an array as a .npy file (version 1.0, little-endian, C order).
+ *
+ * The file is written to a temporary name beside @p path and renamed over
+ * it, so a failure leaves any old file intact.
+ * @param path File name.
+ * @param dtype Element type of @p data (any but ::EELSVAE_DTYPE_FLOAT16).
+ * @param data Elements in native byte order, C order.
+ * @param ndim Number of dimensions, ≤ ::EELSVAE_NPY_MAX_DIMS.
+ * @param shape @p ndim sizes.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_IO, ::EELSVAE_ERR_OVERFLOW.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_npy_write(const char *path, eelsvae_dtype dtype, const void *data, size_t ndim,
+                                             const size_t *shape);
+
+/**
+ * @brief Load a 3-D .npy array (y, x, E) as a cube.
+ *
+ * A .npy file has no calibration: the axes are left uncalibrated for the
+ * caller to set with eelsvae_cube_set_axis().
+ * @param path File name.
+ * @param[out] out The cube.
+ * @return As eelsvae_npy_read(), or ::EELSVAE_ERR_DIMENSION when the array is not 3-D.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_load_npy(const char *path, eelsvae_cube **out);
+
+/**
+ * @brief Save a cube as a float32 (y, x, E) .npy file, atomically.
+ * @param cube The cube.
+ * @param path File name.
+ * @return As eelsvae_npy_write().
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_save_npy(const eelsvae_cube *cube, const char *path);
+/** @} */
+
+/** @name Preprocessing
+ *  @{ */
+
+/**
+ * @brief Gaussian blur, separable, in place.
+ *
+ * The kernel is truncated at 4σ and the edges are mirrored (half-sample
+ * symmetric), as scipy.ndimage.gaussian_filter does by default. σ = 0
+ * leaves an axis alone.
+ * @param cube The cube.
+ * @param sigma_y σ along rows, in pixels, ≥ 0.
+ * @param sigma_x σ along columns, in pixels, ≥ 0.
+ * @param sigma_e σ along energy, in channels, ≥ 0.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_gaussian_blur(eelsvae_cube *cube, double sigma_y, double sigma_x,
+                                                      double sigma_e);
+
+/**
+ * @brief Percentiles of all samples, with NumPy's default (linear) interpolation.
+ * @param cube The cube.
+ * @param p_lo Lower percentile, 0 ≤ p_lo < p_hi.
+ * @param p_hi Upper percentile, ≤ 100.
+ * @param[out] v_lo Value at p_lo.
+ * @param[out] v_hi Value at p_hi.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_percentiles(const eelsvae_cube *cube, double p_lo, double p_hi,
+                                                    double *v_lo, double *v_hi);
+
+/**
+ * @brief Min-max scaling in place: v ↦ clamp((v − lo) / (hi − lo), 0, 1).
+ * @param cube The cube.
+ * @param lo Value mapped to 0.
+ * @param hi Value mapped to 1, > lo.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_scale(eelsvae_cube *cube, double lo, double hi);
+
+/**
+ * @brief k × k spatial mean filter on every energy channel, in place.
+ *
+ * Edges are mirrored (half-sample symmetric), as scipy.ndimage.uniform_filter.
+ * @param cube The cube.
+ * @param k Odd window side, ≥ 1 (1 leaves the cube unchanged).
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_mean_filter(eelsvae_cube *cube, size_t k);
+
+/**
+ * @brief k × k spatial median filter on every energy channel, in place.
+ *
+ * Edges are mirrored as in eelsvae_cube_mean_filter().
+ * @param cube The cube.
+ * @param k Odd window side, ≥ 1.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_median_filter(eelsvae_cube *cube, size_t k);
+
+/** Which preset an options struct is filled with. @since 0.1.0 */
+typedef enum eelsvae_preset {
+    EELSVAE_PRESET_PAPER = 0, /**< The paper's values. */
+    EELSVAE_PRESET_FAST = 1   /**< Smaller and quicker, meeting the same detection targets. */
+} eelsvae_preset;
+
+/**
+ * @brief The preprocessing chain: blur, then robust scaling, then spatial filters.
+ *
+ * Fill with eelsvae_preprocess_options_init(); the paper's chain is
+ * σ = 0.5 on every axis, scaling to the 1st and 99th percentiles clipped to
+ * [0, 1], then a 3 × 3 mean filter.
+ * @since 0.1.0
+ */
+typedef struct eelsvae_preprocess_options {
+    size_t struct_size;     /**< sizeof(eelsvae_preprocess_options), set by init. */
+    double sigma[3];        /**< Gaussian σ per axis (y, x, E), pixels/channels; 0 = no blur. */
+    double percentile_lo;   /**< Percentile mapped to 0 (paper: 1). */
+    double percentile_hi;   /**< Percentile mapped to 1 (paper: 99). */
+    int use_fixed_scaling;  /**< Non-zero: scale with scale_lo/scale_hi below instead of percentiles. */
+    double scale_lo;        /**< Value mapped to 0 when use_fixed_scaling. */
+    double scale_hi;        /**< Value mapped to 1 when use_fixed_scaling. */
+    size_t mean_filter;     /**< Spatial mean filter side (odd; 1 = none; paper: 3). */
+    size_t median_filter;   /**< Spatial median filter side (odd; 1 = none), applied after the mean filter. */
+} eelsvae_preprocess_options;
+
+/**
+ * @brief Fill preprocessing options with a preset.
+ * @param opt Options to fill.
+ * @param preset ::EELSVAE_PRESET_PAPER or ::EELSVAE_PRESET_FAST (the same chain).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_preprocess_options_init(eelsvae_preprocess_options *opt, eelsvae_preset preset);
+
+/**
+ * @brief Apply the preprocessing chain in place.
+ *
+ * Returns the scaling actually used, so that the identical transform can be
+ * applied to another cube (set use_fixed_scaling with these values).
+ * @param cube The cube.
+ * @param opt Options (struct_size read first).
+ * @param[out] scale_lo Value mapped to 0 (may be NULL).
+ * @param[out] scale_hi Value mapped to 1 (may be NULL).
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NUMERIC
+ *         (a constant cube cannot be scaled), ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eelsvae_preprocess_options *opt,
+                                                   double *scale_lo, double *scale_hi);
+/** @} */
+
+/** @name Synthetic BiFeO3-like spectrum image
+ *  @{ */
+
+/**
+ * @brief Knobs of the synthetic SI (see the docs' "Synthetic data" page).
+ *
+ * Fill with eelsvae_synth_options_init(); every field has a documented default.
+ * @since 0.1.0
+ */
+typedef struct eelsvae_synth_options {
+    size_t struct_size;       /**< sizeof(eelsvae_synth_options), set by init. */
+    size_t ny;                /**< Rows (default 192). */
+    size_t nx;                /**< Columns (default 192). */
+    double energy_start;      /**< First channel, eV (default 420). */
+    double energy_end;        /**< Last channel at most, eV (default 820). */
+    double dispersion;        /**< eV per channel (default 0.3). */
+    uint64_t seed;            /**< Seed; same seed → same bits (default 1). */
+    double dose;              /**< Mean counts per channel of the background at energy_start where thickness is 1 (default 1000). */
+    double read_noise;        /**< Gaussian read noise σ, counts (default 3). */
+    double bg_exponent_min;   /**< Power-law exponent r range: r varies smoothly in … (default 3.0) */
+    double bg_exponent_max;   /**< … [min, max] across the scan (default 4.0). */
+    double thickness_gradient;/**< Relative thickness change from left to right edge (default 0.5). */
+    double o_edge;            /**< O K edge onset, eV (default 532). */
+    double fe_l3;             /**< Fe L3 white line, eV (default 709.5). */
+    double fe_l2;             /**< Fe L2 white line, eV (default 722.5). */
+    double l3_l2_ratio;       /**< L3/L2 white-line area ratio (default 4). */
+    double fe_jump;           /**< Fe L3 peak height over the local background (default 2). */
+    double o_jump;            /**< O K edge height over the local background (default 1). */
+    double composition_variation; /**< Relative amplitude of the smooth Fe and O maps (default 0.15). */
+    double drift;             /**< Energy drift across the scan, eV peak to peak (default 0.3). */
+    double stripe_gain;       /**< σ of the per-row gain (horizontal stripes) (default 0.02). */
+} eelsvae_synth_options;
+
+/**
+ * @brief Fill synthetic-SI options with their defaults.
+ * @param opt Options to fill.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_synth_options_init(eelsvae_synth_options *opt);
+
+/**
+ * @brief Generate a synthetic BiFeO3-like SI in raw counts.
+ *
+ * The energy axis is energy_start + dispersion·i for every i with
+ * energy_start + dispersion·i ≤ energy_end; spatial axes are in pixels.
+ * @param opt Options (struct_size read first).
+ * @param[out] counts The noisy SI (Poisson + read noise).
+ * @param[out] expected The noise-free expectation (NULL if not wanted).
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (naming the field),
+ *         ::EELSVAE_ERR_OVERFLOW, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_synth_generate(const eelsvae_synth_options *opt, eelsvae_cube **counts,
+                                                  eelsvae_cube **expected);
+/** @} */
+
+/** @name Anomaly injection
+ *  @{ */
+
+/**
+ * @brief Mark `count` disks of a given radius in an ny × nx mask.
+ *
+ * Centres are drawn uniformly (seeded) so that every disk lies inside the
+ * scan and centres are at least min_separation apart; pixel (y, x) is in a
+ * disk when (y − cy)² + (x − cx)² ≤ radius².
+ * @param ny Rows.
+ * @param nx Columns.
+ * @param count Number of disks, ≥ 1.
+ * @param radius Radius in pixels, > 0.
+ * @param min_separation Least distance between centres, pixels.
+ * @param seed Seed.
+ * @param[out] mask ny·nx bytes, 1 inside a disk, 0 outside.
+ * @param[out] centres 2·count doubles (cy, cx) per disk, or NULL.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION
+ *         (the disks cannot be placed).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_disk_mask(size_t ny, size_t nx, size_t count, double radius,
+                                             double min_separation, uint64_t seed, uint8_t *mask, double *centres);
+
+/**
+ * @brief Shift the part of each masked spectrum inside an energy window.
+ *
+ * For every pixel with mask ≠ 0 and every channel i whose energy E lies in
+ * [lo_ev, hi_ev], the new sample is the original spectrum evaluated at
+ * E − shift_ev by linear interpolation between channels (the original is
+ * read outside the window too, and held at its end value past either end
+ * of the axis). Channels outside the window are untouched.
+ * @param cube The cube, modified in place.
+ * @param mask ny·nx bytes.
+ * @param count Length of @p mask.
+ * @param lo_ev Window start.
+ * @param hi_ev Window end.
+ * @param shift_ev Shift, eV (positive moves features up in energy).
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_RANGE, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_inject_shift(eelsvae_cube *cube, const uint8_t *mask, size_t count,
+                                                     double lo_ev, double hi_ev, double shift_ev);
+/** @} */
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EELSVAE_CUBE_H */

@@ -1,0 +1,140 @@
+/**
+ * @file pca.h
+ * @brief PCA basis of a spectrum image: fit, project, reconstruct, save, load.
+ *
+ * The cube is seen as a matrix of ny·nx spectra (rows) by ne channels. The
+ * fit finds the k leading right singular vectors of that matrix (after
+ * optional centring and Poisson normalisation) by subspace iteration with a
+ * convergence test, finishing with a LAPACKE SVD of the small projected
+ * matrix; it never forms more than one extra cube-sized buffer.
+ */
+#ifndef EELSVAE_PCA_H
+#define EELSVAE_PCA_H
+
+#include <eelsvae/eelsvae.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * @brief How a PCA basis is fitted. Fill with eelsvae_pca_options_init().
+ * @since 0.1.0
+ */
+typedef struct eelsvae_pca_options {
+    size_t struct_size;     /**< sizeof(eelsvae_pca_options), set by init. */
+    size_t components;      /**< k, the number of components kept (default 4). */
+    int center;             /**< Non-zero: subtract the mean spectrum first (default 1). */
+    int poisson_normalize;  /**< Non-zero: weight as HyperSpy's normalize_poissonian_noise (default 0). */
+    uint64_t seed;          /**< Seed of the starting subspace (default 1). */
+    double tolerance;       /**< Relative change of the k singular values that ends the iteration (default 1e-7). */
+    size_t max_iterations;  /**< Cap on subspace iterations (default 50). */
+} eelsvae_pca_options;
+
+/**
+ * @brief Fill PCA options with their defaults.
+ * @param opt Options to fill.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pca_options_init(eelsvae_pca_options *opt);
+
+/**
+ * @brief Fit a k-component basis to a cube.
+ * @param cube The data (ny·nx spectra of ne channels).
+ * @param opt Options (struct_size read first).
+ * @param[out] out The basis.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (k = 0 or k > min(ny·nx, ne)),
+ *         ::EELSVAE_ERR_NUMERIC (non-finite data, SVD failure, negative
+ *         data under Poisson normalisation), ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pca_fit(const eelsvae_cube *cube, const eelsvae_pca_options *opt,
+                                           eelsvae_pca **out);
+
+/**
+ * @brief Free a basis. NULL is a no-op.
+ * @param pca The basis.
+ * @since 0.1.0
+ */
+EELSVAE_API void eelsvae_pca_free(eelsvae_pca *pca);
+
+/**
+ * @brief Number of components and channels of a basis.
+ * @param pca The basis.
+ * @param[out] components k (may be NULL).
+ * @param[out] channels ne (may be NULL).
+ * @since 0.1.0
+ */
+EELSVAE_API void eelsvae_pca_shape(const eelsvae_pca *pca, size_t *components, size_t *channels);
+
+/**
+ * @brief The components, k rows of ne floats, orthonormal, row-major.
+ * @param pca The basis.
+ * @return Pointer valid until the basis is freed.
+ * @since 0.1.0
+ */
+EELSVAE_API const float *eelsvae_pca_components(const eelsvae_pca *pca);
+
+/**
+ * @brief Fraction of the (centred, normalised) variance each component explains.
+ * @param pca The basis.
+ * @param[out] ratios k values, decreasing.
+ * @param count Length of @p ratios; must be k.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_DIMENSION.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pca_explained_variance_ratio(const eelsvae_pca *pca, double *ratios,
+                                                                size_t count);
+
+/**
+ * @brief Coordinates of every spectrum of a cube in the basis.
+ *
+ * The cube need not be the one fitted, but must have the same ne; the
+ * fitted mean and Poisson weights are applied.
+ * @param pca The basis.
+ * @param cube The data.
+ * @param[out] scores ny·nx·k floats, pixel-major.
+ * @param count Length of @p scores.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pca_project(const eelsvae_pca *pca, const eelsvae_cube *cube, float *scores,
+                                               size_t count);
+
+/**
+ * @brief Rank-k reconstruction of a cube, in its original units.
+ * @param pca The basis.
+ * @param cube The data (same ne as fitted).
+ * @param[out] out New cube with the calibration of @p cube.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pca_reconstruct(const eelsvae_pca *pca, const eelsvae_cube *cube,
+                                                   eelsvae_cube **out);
+
+/**
+ * @brief Save a basis: versioned header, CRC-32 checksum, atomic rename.
+ * @param pca The basis.
+ * @param path File name; an old file survives a failed save intact.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_IO.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pca_save(const eelsvae_pca *pca, const char *path);
+
+/**
+ * @brief Load a basis written by eelsvae_pca_save().
+ * @param path File name.
+ * @param[out] out The basis.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_IO, ::EELSVAE_ERR_FORMAT (not a basis
+ *         file, or truncated), ::EELSVAE_ERR_VERSION, ::EELSVAE_ERR_CHECKSUM,
+ *         ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pca_load(const char *path, eelsvae_pca **out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EELSVAE_PCA_H */

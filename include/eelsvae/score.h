@@ -1,0 +1,210 @@
+/**
+ * @file score.h
+ * @brief Per-pixel anomaly scores, Otsu thresholds, and metrics against a truth mask.
+ *
+ * A score map is ny·nx floats, row-major; a mask is ny·nx bytes, non-zero
+ * meaning anomalous.
+ */
+#ifndef EELSVAE_SCORE_H
+#define EELSVAE_SCORE_H
+
+#include <eelsvae/eelsvae.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** What a scorer measures between a spectrum and its reconstruction. @since 0.1.0 */
+typedef enum eelsvae_score_kind {
+    EELSVAE_SCORE_PCC = 0,           /**< Pearson correlation coefficient, −1…1; low = anomalous. */
+    EELSVAE_SCORE_MSE = 1,           /**< Mean squared error; high = anomalous. */
+    EELSVAE_SCORE_SPECTRAL_ANGLE = 2 /**< Angle between the spectra, radians, 0…π; high = anomalous. */
+} eelsvae_score_kind;
+
+/** Which side of a threshold is anomalous. @since 0.1.0 */
+typedef enum eelsvae_direction {
+    EELSVAE_ANOMALOUS_BELOW = 0, /**< score ≤ threshold is anomalous (PCC). */
+    EELSVAE_ANOMALOUS_ABOVE = 1  /**< score > threshold is anomalous (MSE, angle). */
+} eelsvae_direction;
+
+/**
+ * @brief How a scorer scores. Fill with eelsvae_scorer_options_init().
+ *
+ * Degenerate spectra: for PCC, a window where exactly one of the two
+ * spectra is constant scores 0 (no correlation can be measured), and one
+ * where both are constant scores 1 when they are equal and 0 otherwise; for
+ * the spectral angle, a zero spectrum against a non-zero one scores π/2 and
+ * two zero spectra score 0. Every such pixel is counted.
+ * @since 0.1.0
+ */
+typedef struct eelsvae_scorer_options {
+    size_t struct_size;       /**< sizeof(eelsvae_scorer_options), set by init. */
+    eelsvae_score_kind kind;  /**< What to measure (default PCC). */
+    double window_lo;         /**< Energy window start in the cube's energy units (default 690). */
+    double window_hi;         /**< Energy window end (default 730). */
+} eelsvae_scorer_options;
+
+/**
+ * @brief Fill scorer options with the paper's: PCC over 690–730 eV.
+ * @param opt Options to fill.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_scorer_options_init(eelsvae_scorer_options *opt);
+
+/**
+ * @brief Create a scorer.
+ * @param opt Options (struct_size read first).
+ * @param[out] out The scorer.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_scorer_create(const eelsvae_scorer_options *opt, eelsvae_scorer **out);
+
+/**
+ * @brief Free a scorer. NULL is a no-op.
+ * @param scorer The scorer.
+ * @since 0.1.0
+ */
+EELSVAE_API void eelsvae_scorer_free(eelsvae_scorer *scorer);
+
+/**
+ * @brief The side of a threshold that is anomalous for this scorer's kind.
+ * @param scorer The scorer.
+ * @return ::EELSVAE_ANOMALOUS_BELOW for PCC, ::EELSVAE_ANOMALOUS_ABOVE otherwise.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_direction eelsvae_scorer_direction(const eelsvae_scorer *scorer);
+
+/**
+ * @brief Score every pixel of a cube against its reconstruction.
+ * @param scorer The scorer.
+ * @param original The input cube; its energy axis places the window.
+ * @param reconstruction Same shape as @p original.
+ * @param[out] scores ny·nx floats.
+ * @param count Length of @p scores.
+ * @param[out] degenerate Pixels that met a degenerate case (may be NULL).
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_RANGE (window
+ *         outside the energy axis), ::EELSVAE_ERR_NUMERIC (a non-finite sample,
+ *         named by pixel).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, const eelsvae_cube *original,
+                                                const eelsvae_cube *reconstruction, float *scores, size_t count,
+                                                size_t *degenerate);
+
+/**
+ * @brief Otsu's threshold of a set of scores.
+ *
+ * The scores are binned in @p bins equal bins between their minimum and
+ * maximum; the threshold is the centre of the bin that maximises the
+ * between-class variance, as scikit-image's threshold_otsu. All-equal
+ * scores give that value.
+ * @param scores n finite values.
+ * @param n Count, ≥ 1.
+ * @param bins Number of bins, ≥ 2 (scikit-image uses 256).
+ * @param[out] threshold The threshold.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NUMERIC, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_otsu_threshold(const float *scores, size_t n, size_t bins, double *threshold);
+
+/**
+ * @brief Mask of the anomalous side of a threshold.
+ * @param scores n values.
+ * @param n Count.
+ * @param threshold The threshold.
+ * @param direction Which side is anomalous.
+ * @param[out] mask n bytes, 1 = anomalous.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_threshold_mask(const float *scores, size_t n, double threshold,
+                                                  eelsvae_direction direction, uint8_t *mask);
+
+/**
+ * @brief Agreement of a predicted mask with the truth.
+ *
+ * Where a ratio's denominator is 0 the ratio is defined as 0 (and
+ * precision = recall = F1 = IoU = 1 when both masks are empty).
+ * @since 0.1.0
+ */
+typedef struct eelsvae_metrics {
+    size_t struct_size;    /**< sizeof(eelsvae_metrics); set by the caller. */
+    size_t true_positive;  /**< Anomalous in both. */
+    size_t false_positive; /**< Predicted anomalous, truly normal. */
+    size_t false_negative; /**< Predicted normal, truly anomalous. */
+    size_t true_negative;  /**< Normal in both. */
+    double precision;      /**< TP / (TP + FP). */
+    double recall;         /**< TP / (TP + FN). */
+    double f1;             /**< 2·P·R / (P + R). */
+    double iou;            /**< TP / (TP + FP + FN). */
+} eelsvae_metrics;
+
+/**
+ * @brief Count agreement of a predicted mask with the truth.
+ * @param predicted n bytes, non-zero = anomalous.
+ * @param truth n bytes, non-zero = anomalous.
+ * @param n Count.
+ * @param[in,out] metrics struct_size set by the caller; the rest is filled.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_metrics_compute(const uint8_t *predicted, const uint8_t *truth, size_t n,
+                                                   eelsvae_metrics *metrics);
+
+/**
+ * @brief Area under the ROC curve of scores against the truth.
+ *
+ * Computed exactly as the Mann–Whitney statistic with tied scores counted
+ * one half; the direction says which way anomalies lean.
+ * @param scores n values.
+ * @param truth n bytes, non-zero = anomalous.
+ * @param n Count.
+ * @param direction Which side is anomalous.
+ * @param[out] auc 0…1 (0.5 is chance).
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a class is empty), ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_roc_auc(const float *scores, const uint8_t *truth, size_t n,
+                                           eelsvae_direction direction, double *auc);
+
+/**
+ * @brief Area under the precision–recall curve, as average precision.
+ *
+ * AP = Σ (R_i − R_{i−1}) · P_i over the distinct score thresholds, as
+ * scikit-learn's average_precision_score.
+ * @param scores n values.
+ * @param truth n bytes, non-zero = anomalous.
+ * @param n Count.
+ * @param direction Which side is anomalous.
+ * @param[out] ap 0…1.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (no anomalous pixel), ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pr_auc(const float *scores, const uint8_t *truth, size_t n,
+                                          eelsvae_direction direction, double *ap);
+
+/**
+ * @brief Histograms of the scores of truly normal and truly anomalous pixels.
+ *
+ * @p bins equal bins over [lo, hi]; values outside are clamped into the end bins.
+ * @param scores n values.
+ * @param truth n bytes, non-zero = anomalous.
+ * @param n Count.
+ * @param lo Left edge of the first bin.
+ * @param hi Right edge of the last bin, > lo.
+ * @param bins Number of bins, ≥ 1.
+ * @param[out] normal bins counts of truly normal pixels.
+ * @param[out] anomalous bins counts of truly anomalous pixels.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_score_histogram(const float *scores, const uint8_t *truth, size_t n, double lo,
+                                                   double hi, size_t bins, uint64_t *normal, uint64_t *anomalous);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EELSVAE_SCORE_H */

@@ -1,0 +1,132 @@
+/* Atomic file writes, bounded whole-file reads, CRC-32. */
+#include "core.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *dup_string(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    char *d = evae_malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+eelsvae_status evae_atomic_open(evae_atomic_file *f, const char *path)
+{
+    memset(f, 0, sizeof *f);
+    if (!path || !*path) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "output path is empty");
+    size_t n = strlen(path) + 32;
+    f->path = dup_string(path);
+    f->tmp_path = evae_malloc(n);
+    if (!f->path || !f->tmp_path) {
+        evae_atomic_abort(f);
+        return evae_fail(EELSVAE_ERR_NOMEM, "%s: cannot allocate a file name", path);
+    }
+    /* mkstemp gives a unique name in the same directory, so rename is atomic. */
+    snprintf(f->tmp_path, n, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(f->tmp_path);
+    if (fd < 0) {
+        int err = errno;
+        evae_atomic_abort(f);
+        return evae_fail(EELSVAE_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(err));
+    }
+    f->fp = fdopen(fd, "wb");
+    if (!f->fp) {
+        int err = errno;
+        close(fd);
+        evae_atomic_abort(f);
+        return evae_fail(EELSVAE_ERR_IO, "%s: %s", path, strerror(err));
+    }
+    return EELSVAE_OK;
+}
+
+eelsvae_status evae_atomic_write(evae_atomic_file *f, const void *data, size_t bytes)
+{
+    if (bytes && fwrite(data, 1, bytes, f->fp) != bytes)
+        return evae_fail(EELSVAE_ERR_IO, "%s: write failed: %s", f->path, strerror(errno));
+    return EELSVAE_OK;
+}
+
+eelsvae_status evae_atomic_commit(evae_atomic_file *f)
+{
+    int failed = fflush(f->fp) != 0 || fsync(fileno(f->fp)) != 0;
+    int err = errno;
+    failed |= fclose(f->fp) != 0;
+    f->fp = NULL;
+    if (failed || rename(f->tmp_path, f->path) != 0) {
+        if (!failed) err = errno;
+        eelsvae_status st = evae_fail(EELSVAE_ERR_IO, "%s: cannot finish writing: %s (old file kept)", f->path,
+                                      strerror(err));
+        evae_atomic_abort(f);
+        return st;
+    }
+    evae_free(f->path);
+    evae_free(f->tmp_path);
+    memset(f, 0, sizeof *f);
+    return EELSVAE_OK;
+}
+
+void evae_atomic_abort(evae_atomic_file *f)
+{
+    if (f->fp) fclose(f->fp);
+    if (f->tmp_path) remove(f->tmp_path);
+    evae_free(f->path);
+    evae_free(f->tmp_path);
+    memset(f, 0, sizeof *f);
+}
+
+eelsvae_status evae_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *size)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return evae_fail(EELSVAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fseeko(fp, 0, SEEK_END) != 0) {
+        fclose(fp);
+        return evae_fail(EELSVAE_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+    }
+    off_t end = ftello(fp);
+    rewind(fp);
+    if (end < 0 || (uint64_t)end > max_bytes) {
+        fclose(fp);
+        return evae_fail(EELSVAE_ERR_FORMAT, "%s: size %lld bytes exceeds the %zu-byte limit for this kind of file",
+                         path, (long long)end, max_bytes);
+    }
+    uint8_t *buf = evae_malloc((size_t)end);
+    if (!buf) {
+        fclose(fp);
+        return evae_fail(EELSVAE_ERR_NOMEM, "%s: cannot allocate %lld bytes", path, (long long)end);
+    }
+    size_t got = fread(buf, 1, (size_t)end, fp);
+    fclose(fp);
+    if (got != (size_t)end) {
+        evae_free(buf);
+        return evae_fail(EELSVAE_ERR_IO, "%s: read %zu of %lld bytes", path, got, (long long)end);
+    }
+    *data = buf;
+    *size = got;
+    return EELSVAE_OK;
+}
+
+static uint32_t crc_table[256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void build_crc_table(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+        crc_table[i] = c;
+    }
+}
+
+uint32_t evae_crc32(uint32_t crc, const void *data, size_t bytes)
+{
+    pthread_once(&crc_once, build_crc_table);
+    const uint8_t *p = data;
+    crc = ~crc;
+    for (size_t i = 0; i < bytes; i++) crc = crc_table[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+    return ~crc;
+}

@@ -1,0 +1,39 @@
+/* The cube's definition, shared by the modules that work on cubes. */
+#ifndef EELSVAE_CUBE_PRIVATE_H
+#define EELSVAE_CUBE_PRIVATE_H
+
+#include "../core/core.h"
+
+typedef struct evae_axis_calibration {
+    double offset;
+    double scale;
+    char units[EELSVAE_UNITS_MAX];
+} evae_axis_calibration;
+
+struct eelsvae_cube {
+    size_t ny, nx, ne;
+    float *data; /* [ny][nx][ne], 64-byte aligned */
+    evae_axis_calibration axis[3];
+};
+
+/* Pixels (ny·nx) and samples (ny·nx·ne) of a valid cube: cannot overflow,
+ * since the cube was allocated. */
+static inline size_t evae_cube_pixels(const eelsvae_cube *c)
+{
+    return c->ny * c->nx;
+}
+
+static inline size_t evae_cube_samples(const eelsvae_cube *c)
+{
+    return c->ny * c->nx * c->ne;
+}
+
+/* A new cube of the given shape with the calibration of `like` (which may
+ * differ in shape); samples uninitialised. */
+eelsvae_status evae_cube_alloc_like(const eelsvae_cube *like, size_t ny, size_t nx, size_t ne,
+                                    eelsvae_cube **out);
+
+/* Check two cubes have the same shape; the message names `what`. */
+eelsvae_status evae_cube_same_shape(const eelsvae_cube *a, const eelsvae_cube *b, const char *what);
+
+#endif

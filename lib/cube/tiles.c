@@ -1,0 +1,82 @@
+/* Cutting a cube into T × T-pixel tiles and putting it back together. */
+#include "cube_private.h"
+
+#include <string.h>
+
+eelsvae_status eelsvae_tiling(size_t ny, size_t nx, size_t tile, size_t *tiles_y, size_t *tiles_x)
+{
+    if (tile == 0 || !tiles_y || !tiles_x)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "tiling: tile side 0 or NULL output");
+    if (tile > ny || tile > nx)
+        return evae_fail(EELSVAE_ERR_DIMENSION, "tiling: a %zu × %zu tile does not fit a %zu × %zu scan", tile, tile,
+                         ny, nx);
+    *tiles_y = (ny + tile - 1) / tile;
+    *tiles_x = (nx + tile - 1) / tile;
+    return EELSVAE_OK;
+}
+
+/* First row (or column) of tile i: the last tile is pulled back to fit. */
+static size_t tile_origin(size_t i, size_t tile, size_t n)
+{
+    size_t o = i * tile;
+    return o + tile > n ? n - tile : o;
+}
+
+/* Floats a full tiling of `cube` needs, checked against the caller's count. */
+static eelsvae_status tiles_size(const eelsvae_cube *cube, size_t tile, size_t count, size_t *ty, size_t *tx)
+{
+    EVAE_TRY(eelsvae_tiling(cube->ny, cube->nx, tile, ty, tx));
+    size_t need = 0;
+    EVAE_TRY(evae_mul4(*ty * *tx, tile, tile, cube->ne, &need, "tile buffer"));
+    if (count != need)
+        return evae_fail(EELSVAE_ERR_DIMENSION, "tiles: buffer holds %zu floats, %zu tiles of %zu × %zu × %zu need %zu",
+                         count, *ty * *tx, tile, tile, cube->ne, need);
+    return EELSVAE_OK;
+}
+
+eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_t tile, float *tiles, size_t count)
+{
+    if (!cube || !tiles) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "to_tiles: NULL argument");
+    size_t ty = 0, tx = 0;
+    EVAE_TRY(tiles_size(cube, tile, count, &ty, &tx));
+    size_t row = tile * cube->ne; /* floats in one tile row */
+    for (size_t i = 0; i < ty; i++)
+        for (size_t j = 0; j < tx; j++) {
+            size_t y0 = tile_origin(i, tile, cube->ny), x0 = tile_origin(j, tile, cube->nx);
+            float *dst = tiles + (i * tx + j) * tile * row;
+            for (size_t r = 0; r < tile; r++)
+                memcpy(dst + r * row, cube->data + ((y0 + r) * cube->nx + x0) * cube->ne, row * sizeof(float));
+        }
+    return EELSVAE_OK;
+}
+
+eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, const float *tiles, size_t count)
+{
+    if (!cube || !tiles) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "from_tiles: NULL argument");
+    size_t ty = 0, tx = 0;
+    EVAE_TRY(tiles_size(cube, tile, count, &ty, &tx));
+    uint32_t *hits = NULL; /* how many tiles cover each pixel */
+    EVAE_TRY(evae_alloc_zeros(evae_cube_pixels(cube), sizeof *hits, (void **)&hits, "tile overlap counts"));
+    memset(cube->data, 0, evae_cube_samples(cube) * sizeof(float));
+    size_t ne = cube->ne;
+    for (size_t i = 0; i < ty; i++)
+        for (size_t j = 0; j < tx; j++) {
+            size_t y0 = tile_origin(i, tile, cube->ny), x0 = tile_origin(j, tile, cube->nx);
+            const float *src = tiles + (i * tx + j) * tile * tile * ne;
+            for (size_t r = 0; r < tile; r++)
+                for (size_t c = 0; c < tile; c++) {
+                    size_t p = (y0 + r) * cube->nx + x0 + c;
+                    float *d = cube->data + p * ne;
+                    const float *s = src + (r * tile + c) * ne;
+                    for (size_t e = 0; e < ne; e++) d[e] += s[e];
+                    hits[p]++;
+                }
+        }
+    for (size_t p = 0; p < evae_cube_pixels(cube); p++) {
+        if (hits[p] <= 1) continue;
+        float inv = 1.0f / (float)hits[p];
+        for (size_t e = 0; e < ne; e++) cube->data[p * ne + e] *= inv;
+    }
+    evae_free(hits);
+    return EELSVAE_OK;
+}
