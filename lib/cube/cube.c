@@ -8,7 +8,6 @@ static const char *const axis_names[3] = {"y", "x", "energy"};
 
 static eelsvae_status cube_alloc(size_t ny, size_t nx, size_t ne, eelsvae_cube **out)
 {
-    if (!out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "cube: NULL output pointer");
     if (ny == 0 || nx == 0 || ne == 0)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "cube: dimensions %zu × %zu × %zu include a zero", ny, nx,
                          ne);
@@ -33,6 +32,7 @@ static eelsvae_status cube_alloc(size_t ny, size_t nx, size_t ne, eelsvae_cube *
 
 eelsvae_status eelsvae_cube_create(size_t ny, size_t nx, size_t ne, eelsvae_cube **out)
 {
+    if (!out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "cube_create: NULL output pointer");
     eelsvae_cube *c = NULL;
     EVAE_TRY(cube_alloc(ny, nx, ne, &c));
     memset(c->data, 0, evae_cube_samples(c) * sizeof(float));
@@ -42,7 +42,7 @@ eelsvae_status eelsvae_cube_create(size_t ny, size_t nx, size_t ne, eelsvae_cube
 
 eelsvae_status eelsvae_cube_create_from(const float *data, size_t ny, size_t nx, size_t ne, eelsvae_cube **out)
 {
-    if (!data) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "cube: NULL data pointer");
+    if (!data || !out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "cube_create_from: NULL argument");
     eelsvae_cube *c = NULL;
     EVAE_TRY(cube_alloc(ny, nx, ne, &c));
     memcpy(c->data, data, evae_cube_samples(c) * sizeof(float));

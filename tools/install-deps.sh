@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian packages libeelsvae needs, when any is missing.
+#   tools/install-deps.sh            build + test dependencies
+#   tools/install-deps.sh --bench    also the speed peers (HyperSpy, PyTorch)
+set -euo pipefail
+
+packages=(gcc meson ninja-build pkg-config libfftw3-dev libopenblas-dev liblapacke-dev
+          libcmocka-dev libpng-dev doxygen python3-numpy python3-scipy python3-sklearn)
+if [[ "${1:-}" == "--bench" ]]; then
+  packages+=(python3-hyperspy python3-torch)
+fi
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+echo "installing: ${missing[*]}" >&2
+if [[ $(id -u) -eq 0 ]]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+  echo "not root and no sudo: run as root: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null

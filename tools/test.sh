@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Build libeelsvae and run its test suite (the README's test command).
+#   tools/test.sh              release build, every test
+#   tools/test.sh --sanitize   the same under AddressSanitizer + UBSan
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+tools/install-deps.sh
+
+build=build
+opts=(-Dtests=true -Dexamples=true)
+if [[ "${1:-}" == "--sanitize" ]]; then
+  build=build-sanitize
+  opts+=(-Db_sanitize=address,undefined -Dbuildtype=debugoptimized -Db_lundef=false -Ddocs=disabled)
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+fi
+if [[ -d "$build" ]]; then meson setup --reconfigure "$build" "${opts[@]}" >/dev/null
+else meson setup "$build" "${opts[@]}" >/dev/null; fi
+ninja -C "$build"
+meson test -C "$build" --print-errorlogs --num-processes 2
