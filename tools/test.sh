@@ -18,4 +18,11 @@ fi
 if [[ -d "$build" ]]; then meson setup --reconfigure "$build" "${opts[@]}" >/dev/null
 else meson setup "$build" "${opts[@]}" >/dev/null; fi
 ninja -C "$build"
-meson test -C "$build" --print-errorlogs --num-processes 2
+set +e
+meson test -C "$build" --print-errorlogs --num-processes 2 | tee "$build/test-summary.txt"
+rc=${PIPESTATUS[0]}
+set -e
+count() { awk -v k="$1" '$1 == k":" {print $2}' "$build/test-summary.txt"; }
+ok=$(count Ok); expfail=$(count "Expected Fail"); fail=$(count Fail); skip=$(count Skipped); timeout=$(count Timeout)
+echo "tests: ${ok:-0} passed, $(( ${fail:-0} + ${timeout:-0} )) failed, ${skip:-0} skipped"
+exit "$rc"
