@@ -312,7 +312,8 @@ EELSVAE_API eelsvae_status eelsvae_npy_read(const char *path, size_t *ndim, size
  * @param data Elements in native byte order, C order.
  * @param ndim Number of dimensions, ≤ ::EELSVAE_NPY_MAX_DIMS.
  * @param shape @p ndim sizes.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_IO, ::EELSVAE_ERR_OVERFLOW.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_IO, ::EELSVAE_ERR_OVERFLOW,
+ *         ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_npy_write(const char *path, eelsvae_dtype dtype, const void *data, size_t ndim,
@@ -325,7 +326,8 @@ EELSVAE_API eelsvae_status eelsvae_npy_write(const char *path, eelsvae_dtype dty
  * caller to set with eelsvae_cube_set_axis().
  * @param path File name.
  * @param[out] out The cube.
- * @return As eelsvae_npy_read(), or ::EELSVAE_ERR_DIMENSION when the array is not 3-D.
+ * @return As eelsvae_npy_read(), or ::EELSVAE_ERR_DIMENSION when the array is
+ *         not 3-D or has a zero-sized dimension.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_cube_load_npy(const char *path, eelsvae_cube **out);
@@ -348,11 +350,12 @@ EELSVAE_API eelsvae_status eelsvae_cube_save_npy(const eelsvae_cube *cube, const
  *
  * The kernel is truncated at 4σ and the edges are mirrored (half-sample
  * symmetric), as scipy.ndimage.gaussian_filter does by default. σ = 0
- * leaves an axis alone.
+ * leaves an axis alone. A kernel longer than its axis keeps mirroring, as
+ * SciPy does. On failure the cube is unchanged.
  * @param cube The cube.
- * @param sigma_y σ along rows, in pixels, ≥ 0.
- * @param sigma_x σ along columns, in pixels, ≥ 0.
- * @param sigma_e σ along energy, in channels, ≥ 0.
+ * @param sigma_y σ along rows, in pixels, 0 ≤ σ ≤ 1e6.
+ * @param sigma_x σ along columns, in pixels, 0 ≤ σ ≤ 1e6.
+ * @param sigma_e σ along energy, in channels, 0 ≤ σ ≤ 1e6.
  * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
@@ -366,7 +369,8 @@ EELSVAE_API eelsvae_status eelsvae_cube_gaussian_blur(eelsvae_cube *cube, double
  * @param p_hi Upper percentile, ≤ 100.
  * @param[out] v_lo Value at p_lo.
  * @param[out] v_hi Value at p_hi.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NUMERIC
+ *         (a NaN or ±Inf sample, naming its pixel and channel), ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_cube_percentiles(const eelsvae_cube *cube, double p_lo, double p_hi,
@@ -374,9 +378,11 @@ EELSVAE_API eelsvae_status eelsvae_cube_percentiles(const eelsvae_cube *cube, do
 
 /**
  * @brief Min-max scaling in place: v ↦ clamp((v − lo) / (hi − lo), 0, 1).
+ *
+ * NaN samples stay NaN.
  * @param cube The cube.
- * @param lo Value mapped to 0.
- * @param hi Value mapped to 1, > lo.
+ * @param lo Value mapped to 0, finite.
+ * @param hi Value mapped to 1, finite, > lo, with hi − lo finite.
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
@@ -398,7 +404,7 @@ EELSVAE_API eelsvae_status eelsvae_cube_mean_filter(eelsvae_cube *cube, size_t k
  *
  * Edges are mirrored as in eelsvae_cube_mean_filter().
  * @param cube The cube.
- * @param k Odd window side, ≥ 1.
+ * @param k Odd window side, 1 ≤ k ≤ 255 (1 leaves the cube unchanged).
  * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
@@ -420,14 +426,14 @@ typedef enum eelsvae_preset {
  */
 typedef struct eelsvae_preprocess_options {
     size_t struct_size;     /**< sizeof(eelsvae_preprocess_options), set by init. */
-    double sigma[3];        /**< Gaussian σ per axis (y, x, E), pixels/channels; 0 = no blur. */
+    double sigma[3];        /**< Gaussian σ per axis (y, x, E), pixels/channels, ≤ 1e6; 0 = no blur. */
     double percentile_lo;   /**< Percentile mapped to 0 (paper: 1). */
     double percentile_hi;   /**< Percentile mapped to 1 (paper: 99). */
     int use_fixed_scaling;  /**< Non-zero: scale with scale_lo/scale_hi below instead of percentiles. */
     double scale_lo;        /**< Value mapped to 0 when use_fixed_scaling. */
     double scale_hi;        /**< Value mapped to 1 when use_fixed_scaling. */
     size_t mean_filter;     /**< Spatial mean filter side (odd; 1 = none; paper: 3). */
-    size_t median_filter;   /**< Spatial median filter side (odd; 1 = none), applied after the mean filter. */
+    size_t median_filter;   /**< Spatial median filter side (odd, ≤ 255; 1 = none), applied after the mean filter. */
 } eelsvae_preprocess_options;
 
 /**
@@ -442,14 +448,23 @@ EELSVAE_API eelsvae_status eelsvae_preprocess_options_init(eelsvae_preprocess_op
 /**
  * @brief Apply the preprocessing chain in place.
  *
+ * Order: blur, scaling (to the percentiles of the blurred cube, or to
+ * scale_lo/scale_hi when use_fixed_scaling), mean filter, median filter.
  * Returns the scaling actually used, so that the identical transform can be
  * applied to another cube (set use_fixed_scaling with these values).
+ *
+ * The options in use are checked first (the percentiles only without
+ * use_fixed_scaling, scale_lo/scale_hi only with it), then the samples, and
+ * all memory is taken before the cube is touched: every failure leaves the
+ * cube unchanged, except ::EELSVAE_ERR_NUMERIC for percentiles that
+ * coincide only after the blur, which leaves it blurred.
  * @param cube The cube.
  * @param opt Options (struct_size read first).
  * @param[out] scale_lo Value mapped to 0 (may be NULL).
  * @param[out] scale_hi Value mapped to 1 (may be NULL).
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NUMERIC
- *         (a constant cube cannot be scaled), ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (naming the field),
+ *         ::EELSVAE_ERR_NUMERIC (a NaN or ±Inf sample; a constant cube cannot
+ *         be scaled to its percentiles), ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eelsvae_preprocess_options *opt,
@@ -469,7 +484,7 @@ typedef struct eelsvae_synth_options {
     size_t struct_size;       /**< sizeof(eelsvae_synth_options), set by init. */
     size_t ny;                /**< Rows (default 192). */
     size_t nx;                /**< Columns (default 192). */
-    double energy_start;      /**< First channel, eV (default 420). */
+    double energy_start;      /**< First channel, eV, > drift/2 (default 420). */
     double energy_end;        /**< Last channel at most, eV (default 820). */
     double dispersion;        /**< eV per channel (default 0.3). */
     uint64_t seed;            /**< Seed; same seed → same bits (default 1). */
@@ -477,16 +492,16 @@ typedef struct eelsvae_synth_options {
     double read_noise;        /**< Gaussian read noise σ, counts (default 3). */
     double bg_exponent_min;   /**< Power-law exponent r range: r varies smoothly in … (default 3.0) */
     double bg_exponent_max;   /**< … [min, max] across the scan (default 4.0). */
-    double thickness_gradient;/**< Relative thickness change from left to right edge (default 0.5). */
+    double thickness_gradient;/**< Relative thickness change from left to right edge: thickness ∝ 1 + g·(x/(nx−1) − ½), |g| ≤ 1.5 (default 0.5). */
     double o_edge;            /**< O K edge onset, eV (default 532). */
     double fe_l3;             /**< Fe L3 white line, eV (default 709.5). */
-    double fe_l2;             /**< Fe L2 white line, eV (default 722.5). */
-    double l3_l2_ratio;       /**< L3/L2 white-line area ratio (default 4). */
-    double fe_jump;           /**< Fe L3 peak height over the local background (default 2). */
-    double o_jump;            /**< O K edge height over the local background (default 1). */
-    double composition_variation; /**< Relative amplitude of the smooth Fe and O maps (default 0.15). */
-    double drift;             /**< Energy drift across the scan, eV peak to peak (default 0.3). */
-    double stripe_gain;       /**< σ of the per-row gain (horizontal stripes) (default 0.02). */
+    double fe_l2;             /**< Fe L2 white line, eV, > fe_l3 (default 722.5). */
+    double l3_l2_ratio;       /**< L3/L2 white-line area ratio, the L3 crystal-field shoulder included (default 4). */
+    double fe_jump;           /**< Fe signal at fe_l3 over the local background (power law + O K continuum), times the Fe map (default 2). */
+    double o_jump;            /**< O K continuum step over the local background, times the O map (default 1). */
+    double composition_variation; /**< Relative amplitude of the smooth Fe and O maps, in [0, 1) (default 0.15). */
+    double drift;             /**< Energy drift along the slow scan (rows), eV peak to peak (default 0.3). */
+    double stripe_gain;       /**< σ of the per-row gain (horizontal stripes), in [0, 1]; gains are clipped at 0.05 (default 0.02). */
 } eelsvae_synth_options;
 
 /**
@@ -520,8 +535,11 @@ EELSVAE_API eelsvae_status eelsvae_synth_generate(const eelsvae_synth_options *o
  * @brief Mark `count` disks of a given radius in an ny × nx mask.
  *
  * Centres are drawn uniformly (seeded) so that every disk lies inside the
- * scan and centres are at least min_separation apart; pixel (y, x) is in a
- * disk when (y − cy)² + (x − cx)² ≤ radius².
+ * scan (radius ≤ cy ≤ ny − 1 − radius, likewise cx) and centres are at
+ * least min_separation apart; pixel (y, x) is in a disk when
+ * (y − cy)² + (x − cx)² ≤ radius². Placement is random and sequential with
+ * restarts and gives up after a bounded number of draws, so a layout close
+ * to the densest packing may be refused although one exists.
  * @param ny Rows.
  * @param nx Columns.
  * @param count Number of disks, ≥ 1.

@@ -70,7 +70,7 @@ EELSVAE_API void eelsvae_scorer_free(eelsvae_scorer *scorer);
 
 /**
  * @brief The side of a threshold that is anomalous for this scorer's kind.
- * @param scorer The scorer.
+ * @param scorer The scorer (NULL answers as the default PCC scorer).
  * @return ::EELSVAE_ANOMALOUS_BELOW for PCC, ::EELSVAE_ANOMALOUS_ABOVE otherwise.
  * @since 0.1.0
  */
@@ -78,15 +78,20 @@ EELSVAE_API eelsvae_direction eelsvae_scorer_direction(const eelsvae_scorer *sco
 
 /**
  * @brief Score every pixel of a cube against its reconstruction.
+ *
+ * Only the channels of eelsvae_cube_energy_window(original, window_lo,
+ * window_hi) are read; samples outside the window may hold anything.
  * @param scorer The scorer.
  * @param original The input cube; its energy axis places the window.
  * @param reconstruction Same shape as @p original.
  * @param[out] scores ny·nx floats.
  * @param count Length of @p scores.
  * @param[out] degenerate Pixels that met a degenerate case (may be NULL).
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_RANGE (window
- *         outside the energy axis), ::EELSVAE_ERR_NUMERIC (a non-finite sample,
- *         named by pixel).
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a NULL pointer),
+ *         ::EELSVAE_ERR_DIMENSION (shapes differ, or @p count is not ny·nx),
+ *         ::EELSVAE_ERR_RANGE (window outside the energy axis),
+ *         ::EELSVAE_ERR_NUMERIC (a non-finite sample in the window; the message
+ *         names the first such pixel (y, x) in row-major order and the cube).
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, const eelsvae_cube *original,
@@ -98,8 +103,10 @@ EELSVAE_API eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, co
  *
  * The scores are binned in @p bins equal bins between their minimum and
  * maximum; the threshold is the centre of the bin that maximises the
- * between-class variance, as scikit-image's threshold_otsu. All-equal
- * scores give that value.
+ * between-class variance (the first such bin on a tie), as scikit-image's
+ * threshold_otsu(scores, nbins=bins) computes it for a float32 array —
+ * bin edges and centres in float32 as NumPy makes them, so the result is
+ * the same float. All-equal scores give that value.
  * @param scores n finite values.
  * @param n Count, ≥ 1.
  * @param bins Number of bins, ≥ 2 (scikit-image uses 256).
@@ -115,8 +122,9 @@ EELSVAE_API eelsvae_status eelsvae_otsu_threshold(const float *scores, size_t n,
  * @param n Count.
  * @param threshold The threshold.
  * @param direction Which side is anomalous.
- * @param[out] mask n bytes, 1 = anomalous.
- * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @param[out] mask n bytes, 1 = anomalous (0 where a score is NaN).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (a NULL pointer,
+ *         n = 0, a NaN threshold, an unknown direction).
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_threshold_mask(const float *scores, size_t n, double threshold,
@@ -145,8 +153,11 @@ typedef struct eelsvae_metrics {
  * @brief Count agreement of a predicted mask with the truth.
  * @param predicted n bytes, non-zero = anomalous.
  * @param truth n bytes, non-zero = anomalous.
- * @param n Count.
- * @param[in,out] metrics struct_size set by the caller; the rest is filled.
+ * @param n Count, ≥ 1.
+ * @param[in,out] metrics struct_size set by the caller, at least
+ *        offsetof(eelsvae_metrics, true_negative) + sizeof(size_t); every
+ *        field that lies wholly within struct_size is filled, the rest (and
+ *        struct_size) are left as they were.
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
@@ -157,13 +168,16 @@ EELSVAE_API eelsvae_status eelsvae_metrics_compute(const uint8_t *predicted, con
  * @brief Area under the ROC curve of scores against the truth.
  *
  * Computed exactly as the Mann–Whitney statistic with tied scores counted
- * one half; the direction says which way anomalies lean.
- * @param scores n values.
+ * one half; the direction says which way anomalies lean (for
+ * ::EELSVAE_ANOMALOUS_BELOW the AUC of −score), as scikit-learn's
+ * roc_auc_score(truth, ±score).
+ * @param scores n values, not NaN (infinities rank as such).
  * @param truth n bytes, non-zero = anomalous.
  * @param n Count.
  * @param direction Which side is anomalous.
  * @param[out] auc 0…1 (0.5 is chance).
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a class is empty), ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a class is empty, a NULL
+ *         pointer, n = 0), ::EELSVAE_ERR_NUMERIC (a NaN score), ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_roc_auc(const float *scores, const uint8_t *truth, size_t n,
@@ -173,13 +187,15 @@ EELSVAE_API eelsvae_status eelsvae_roc_auc(const float *scores, const uint8_t *t
  * @brief Area under the precision–recall curve, as average precision.
  *
  * AP = Σ (R_i − R_{i−1}) · P_i over the distinct score thresholds, as
- * scikit-learn's average_precision_score.
- * @param scores n values.
+ * scikit-learn's average_precision_score(truth, s) with s = score
+ * (::EELSVAE_ANOMALOUS_ABOVE) or −score (::EELSVAE_ANOMALOUS_BELOW).
+ * @param scores n values, not NaN.
  * @param truth n bytes, non-zero = anomalous.
  * @param n Count.
  * @param direction Which side is anomalous.
  * @param[out] ap 0…1.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (no anomalous pixel), ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (no anomalous pixel, a NULL
+ *         pointer, n = 0), ::EELSVAE_ERR_NUMERIC (a NaN score), ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_pr_auc(const float *scores, const uint8_t *truth, size_t n,
@@ -188,8 +204,10 @@ EELSVAE_API eelsvae_status eelsvae_pr_auc(const float *scores, const uint8_t *tr
 /**
  * @brief Histograms of the scores of truly normal and truly anomalous pixels.
  *
- * @p bins equal bins over [lo, hi]; values outside are clamped into the end bins.
- * @param scores n values.
+ * @p bins equal bins over [lo, hi], each holding [left, right) except the
+ * last, which holds hi too; values outside (infinities included) are
+ * clamped into the end bins.
+ * @param scores n values, not NaN.
  * @param truth n bytes, non-zero = anomalous.
  * @param n Count.
  * @param lo Left edge of the first bin.
@@ -197,7 +215,7 @@ EELSVAE_API eelsvae_status eelsvae_pr_auc(const float *scores, const uint8_t *tr
  * @param bins Number of bins, ≥ 1.
  * @param[out] normal bins counts of truly normal pixels.
  * @param[out] anomalous bins counts of truly anomalous pixels.
- * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NUMERIC (a NaN score).
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_score_histogram(const float *scores, const uint8_t *truth, size_t n, double lo,

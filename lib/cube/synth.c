@@ -231,7 +231,7 @@ static pixel_maps maps_at(const synth_model *m, size_t y, size_t x)
     /* Exponent: a ramp in a seeded direction (|ramp| ≤ 1) plus a ripple, so
      * that r spans most of [min, max] and never leaves it. */
     double ramp = M_SQRT2 * ((u - 0.5) * m->ramp_cos + (v - 0.5) * m->ramp_sin);
-    double unit = 0.6 * ramp + 0.4 * field_at(&m->exponent, u, v);
+    double unit = 0.7 * ramp + 0.3 * field_at(&m->exponent, u, v);
     p.exponent = 0.5 * (o->bg_exponent_min + o->bg_exponent_max) + 0.5 * (o->bg_exponent_max - o->bg_exponent_min) * unit;
     if (p.exponent < o->bg_exponent_min) p.exponent = o->bg_exponent_min;
     if (p.exponent > o->bg_exponent_max) p.exponent = o->bg_exponent_max;

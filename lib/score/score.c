@@ -208,11 +208,14 @@ eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, const eelsvae_
 /* ---- Otsu ------------------------------------------------------------------ */
 
 /* A transcription of scikit-image's threshold_otsu on a float32 image, which
- * bins with numpy.histogram: the edges are linspace(min, max, bins + 1)
- * computed in double and rounded to float32 (the image's type), a value
- * belongs to the bin [edge_i, edge_i+1) (the last bin also holds max), and
- * the bin centres are (edge_i + edge_i+1) / 2 in float32. The between-class
- * variance is then evaluated in double as NumPy does. */
+ * bins with numpy.histogram. NumPy works in the image's type: the edges are
+ * linspace(min, max, bins + 1) computed in double and rounded to float32; a
+ * value's bin is first estimated in float32 as (v − min)·(bins / (max − min))
+ * truncated, then moved by at most one bin so that edge_i ≤ v < edge_i+1 (the
+ * last bin also holds max); the centres are (edge_i + edge_i+1) / 2 in
+ * float32. Reproducing those steps, not just their intent, keeps the result
+ * bit-identical even when the range is so narrow that float32 edges repeat.
+ * The between-class variance is then evaluated in double as NumPy does. */
 
 static void otsu_edges(float lo, float hi, size_t bins, float *edges)
 {
@@ -221,13 +224,14 @@ static void otsu_edges(float lo, float hi, size_t bins, float *edges)
     edges[bins] = hi;
 }
 
-static size_t otsu_bin(float v, float lo, double norm, const float *edges, size_t bins)
+static size_t otsu_bin(float v, float lo, float norm, const float *edges, size_t bins)
 {
-    double f = ((double)v - (double)lo) * norm;
-    size_t i = f <= 0.0 ? 0 : f >= (double)bins ? bins - 1 : (size_t)f;
-    /* The estimate can be a ulp off near an edge; settle it on the float edges. */
-    while (i > 0 && v < edges[i]) i--;
-    while (i + 1 < bins && v >= edges[i + 1]) i++;
+    float f = (v - lo) * norm; /* float32, as NumPy's f_indices */
+    /* NaN only where max − min overflows float32 (norm 0 times an infinity). */
+    size_t i = !(f > 0.0f) ? 0 : f >= (float)bins ? bins : (size_t)f;
+    if (i == bins) i--;
+    if (i > 0 && v < edges[i]) i--;
+    if (i + 1 < bins && v >= edges[i + 1]) i++;
     return i;
 }
 
@@ -242,7 +246,7 @@ static size_t otsu_best_split(const double *counts, const float *centres, size_t
         cw += counts[i];
         cm += counts[i] * (double)centres[i];
         w1[i] = cw;
-        m1[i] = cm / cw; /* cw > 0: the first bin holds the minimum */
+        m1[i] = cm / cw; /* NaN while cw is 0 (only a run of empty leading bins) */
     }
     double w2 = 0.0, s2 = 0.0; /* the upper class, bins j … bins−1 */
     for (size_t j = bins - 1; j >= 1; j--) {
@@ -251,9 +255,13 @@ static size_t otsu_best_split(const double *counts, const float *centres, size_t
         double d = m1[j - 1] - s2 / w2; /* w2 > 0: the last bin holds the maximum */
         var12[j - 1] = (w1[j - 1] * w2) * (d * d); /* grouped as NumPy evaluates it */
     }
+    /* np.argmax: the first maximum, or the first NaN, which an empty leading
+     * bin (0/0 in mean1) produces when float32 edges repeat at the bottom. */
     size_t best = 0;
-    for (size_t i = 1; i + 1 < bins; i++)
-        if (var12[i] > var12[best]) best = i; /* strict: argmax keeps the first maximum */
+    for (size_t i = 0; i + 1 < bins; i++) {
+        if (isnan(var12[i])) return i;
+        if (var12[i] > var12[best]) best = i;
+    }
     return best;
 }
 
@@ -262,6 +270,8 @@ eelsvae_status eelsvae_otsu_threshold(const float *scores, size_t n, size_t bins
     if (!scores || !threshold) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "otsu: NULL scores or threshold");
     if (n == 0) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "otsu: no scores");
     if (bins < 2) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "otsu: %zu bins; at least 2 are needed", bins);
+    if (bins > SIZE_MAX / (8 * sizeof(double))) /* so that no buffer size below can overflow */
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "otsu: %zu bins are more than memory can hold", bins);
     float lo = scores[0], hi = scores[0];
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(scores[i]))
@@ -273,11 +283,9 @@ eelsvae_status eelsvae_otsu_threshold(const float *scores, size_t n, size_t bins
         *threshold = lo; /* one value: skimage returns it */
         return EELSVAE_OK;
     }
-    size_t edge_count = 0;
-    EVAE_TRY(evae_mul(bins + 1, 2, &edge_count, "otsu bins"));
     float *edges = NULL;
     double *buf = NULL;
-    EVAE_TRY(evae_alloc_array(edge_count, sizeof(float), (void **)&edges, "otsu edges and centres"));
+    EVAE_TRY(evae_alloc_array(2 * bins + 1, sizeof(float), (void **)&edges, "otsu edges and centres"));
     eelsvae_status st = evae_alloc_array(bins, 4 * sizeof(double), (void **)&buf, "otsu histogram");
     if (st != EELSVAE_OK) {
         evae_free(edges);
@@ -288,7 +296,7 @@ eelsvae_status eelsvae_otsu_threshold(const float *scores, size_t n, size_t bins
     memset(counts, 0, bins * sizeof(double));
     otsu_edges(lo, hi, bins, edges);
     for (size_t i = 0; i < bins; i++) centres[i] = (edges[i] + edges[i + 1]) / 2.0f;
-    double norm = (double)bins / ((double)hi - (double)lo);
+    float norm = (float)((double)bins / (double)(hi - lo)); /* NumPy: float64 of a float32 range, used in float32 */
     for (size_t i = 0; i < n; i++) counts[otsu_bin(scores[i], lo, norm, edges, bins)] += 1.0;
     size_t best = otsu_best_split(counts, centres, bins, w1, m1, var12);
     *threshold = centres[best];
