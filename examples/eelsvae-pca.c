@@ -131,9 +131,7 @@ int main(int argc, char **argv)
     size_t ny = 0, nx = 0, first = 0, count = 0;
     eelsvae_cube_shape(cube, &ny, &nx, NULL);
     /* Check the window before the slow work, so a wrong calibration fails fast. */
-    if (eelsvae_cube_energy_window(cube, a.win_lo, a.win_hi, &first, &count) != EELSVAE_OK)
-        cli_fail("%s: %s%s", a.cube, eelsvae_last_error(),
-                 isnan(a.e0) ? " (a .npy file has no calibration: pass --energy-offset and --energy-scale)" : "");
+    cli_check(eelsvae_cube_energy_window(cube, a.win_lo, a.win_hi, &first, &count), a.cube);
     cli_check(eelsvae_cube_check_finite(cube), a.cube);
 
     if (a.preprocess) {

@@ -224,10 +224,14 @@ eelsvae_cube *cli_load_cube(const char *path, double energy_offset, double energ
 {
     eelsvae_cube *cube = NULL;
     cli_check(eelsvae_cube_load_npy(path, &cube), path);
-    if (isnan(energy_offset) != isnan(energy_scale))
-        cli_usage_error("give both --energy-offset and --energy-scale, or neither");
-    if (!isnan(energy_offset))
-        cli_check(eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, energy_offset, energy_scale, "eV"), "energy calibration");
+    /* A .npy file holds no calibration, and an uncalibrated axis (channel
+     * numbers) would silently put an eV window on the wrong channels. */
+    if (isnan(energy_offset) || isnan(energy_scale)) {
+        eelsvae_cube_free(cube);
+        cli_usage_error("%s has no energy calibration: pass --energy-offset EV and --energy-scale EV "
+                        "(eelsvae-synth prints them)", path);
+    }
+    cli_check(eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, energy_offset, energy_scale, "eV"), "energy calibration");
     return cube;
 }
 

@@ -40,8 +40,8 @@ void cli_write_text(const char *path, const char *text);
  * pixel drawn `zoom` × `zoom`. Returns 0, or -1 when built without libpng. */
 int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, double lo, double hi, int zoom);
 
-/* Load a cube and give it an energy calibration from the command line
- * (a .npy file carries none): offset/scale NAN means "not given". */
+/* Load a cube and give it the energy calibration from the command line;
+ * both are required (a .npy file carries none): NAN means "not given". */
 eelsvae_cube *cli_load_cube(const char *path, double energy_offset, double energy_scale);
 
 /* Load an ny × nx uint8 mask (.npy of any integer or bool dtype). */
