@@ -4,9 +4,13 @@
  *
  * The cube is seen as a matrix of ny·nx spectra (rows) by ne channels. The
  * fit finds the k leading right singular vectors of that matrix (after
- * optional centring and Poisson normalisation) by subspace iteration with a
- * convergence test, finishing with a LAPACKE SVD of the small projected
- * matrix; it never forms more than one extra cube-sized buffer.
+ * optional Poisson normalisation and centring) by randomized block Krylov
+ * iteration with a convergence test, finishing each pass with a LAPACKE SVD
+ * of the small projected matrix. Each pass reads the cube once; the centred
+ * or normalised matrix is never formed (the mean and the weights are
+ * applied to the small factors). Besides the cube, the fit holds ny·nx ×
+ * min(4(k + 10), ne) floats (far less than a cube when ne ≫ k) and small
+ * matrices; project and reconstruct hold only their outputs.
  */
 #ifndef EELSVAE_PCA_H
 #define EELSVAE_PCA_H
@@ -25,10 +29,18 @@ typedef struct eelsvae_pca_options {
     size_t struct_size;     /**< sizeof(eelsvae_pca_options), set by init. */
     size_t components;      /**< k, the number of components kept (default 4). */
     int center;             /**< Non-zero: subtract the mean spectrum first (default 1). */
-    int poisson_normalize;  /**< Non-zero: weight as HyperSpy's normalize_poissonian_noise (default 0). */
+    int poisson_normalize;  /**< Non-zero: weight as HyperSpy's normalize_poissonian_noise: each sample
+                                 x is divided by sqrt(aG)·sqrt(bH), aG its spectrum's sum and bH its
+                                 channel's sum over the cube (an empty spectrum or channel gives 0);
+                                 the data must be non-negative. Centring, if asked for too, applies
+                                 to the normalised data (default 0). */
     uint64_t seed;          /**< Seed of the starting subspace (default 1). */
-    double tolerance;       /**< Relative change of the k singular values that ends the iteration (default 1e-7). */
-    size_t max_iterations;  /**< Cap on subspace iterations (default 50). */
+    double tolerance;       /**< The iteration stops when, within one pass over the cube, none of the
+                                 k leading singular values moves by more than this fraction; it also
+                                 stops when the change stalls below 1e-4, the level float32 data can
+                                 resolve (default 1e-3: the Krylov iteration converges fast enough
+                                 that the values are then much closer than this to their limit). */
+    size_t max_iterations;  /**< Cap on passes over the cube after the statistics pass (default 50). */
 } eelsvae_pca_options;
 
 /**
@@ -44,9 +56,12 @@ EELSVAE_API eelsvae_status eelsvae_pca_options_init(eelsvae_pca_options *opt);
  * @param cube The data (ny·nx spectra of ne channels).
  * @param opt Options (struct_size read first).
  * @param[out] out The basis.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (k = 0 or k > min(ny·nx, ne)),
- *         ::EELSVAE_ERR_NUMERIC (non-finite data, SVD failure, negative
- *         data under Poisson normalisation), ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (k = 0 or k > min(ny·nx, ne),
+ *         a negative or non-finite tolerance, max_iterations = 0),
+ *         ::EELSVAE_ERR_NUMERIC (non-finite data, or negative data under
+ *         Poisson normalisation, naming the pixel; an SVD failure),
+ *         ::EELSVAE_ERR_UNSUPPORTED (ne beyond the BLAS index range),
+ *         ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_pca_fit(const eelsvae_cube *cube, const eelsvae_pca_options *opt,
@@ -91,12 +106,17 @@ EELSVAE_API eelsvae_status eelsvae_pca_explained_variance_ratio(const eelsvae_pc
  * @brief Coordinates of every spectrum of a cube in the basis.
  *
  * The cube need not be the one fitted, but must have the same ne; the
- * fitted mean and Poisson weights are applied.
+ * fitted mean and channel weights sqrt(bH) are applied. Under Poisson
+ * normalisation each spectrum's own weight sqrt(aG) is its sum in @p cube,
+ * as HyperSpy computes it.
  * @param pca The basis.
  * @param cube The data.
  * @param[out] scores ny·nx·k floats, pixel-major.
- * @param count Length of @p scores.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
+ * @param count Length of @p scores; must be ny·nx·k.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION
+ *         (ne or @p count), ::EELSVAE_ERR_NUMERIC (a non-finite sample, or a
+ *         negative one under Poisson normalisation, naming the pixel),
+ *         ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_pca_project(const eelsvae_pca *pca, const eelsvae_cube *cube, float *scores,
@@ -104,10 +124,14 @@ EELSVAE_API eelsvae_status eelsvae_pca_project(const eelsvae_pca *pca, const eel
 
 /**
  * @brief Rank-k reconstruction of a cube, in its original units.
+ *
+ * scores·components, plus the mean, with the Poisson weights undone
+ * (sqrt(aG) of each spectrum of @p cube, the fitted sqrt(bH)) as
+ * HyperSpy's get_decomposition_model does.
  * @param pca The basis.
  * @param cube The data (same ne as fitted).
  * @param[out] out New cube with the calibration of @p cube.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
+ * @return As eelsvae_pca_project().
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_pca_reconstruct(const eelsvae_pca *pca, const eelsvae_cube *cube,
@@ -117,7 +141,8 @@ EELSVAE_API eelsvae_status eelsvae_pca_reconstruct(const eelsvae_pca *pca, const
  * @brief Save a basis: versioned header, CRC-32 checksum, atomic rename.
  * @param pca The basis.
  * @param path File name; an old file survives a failed save intact.
- * @return ::EELSVAE_OK or ::EELSVAE_ERR_IO.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_IO,
+ *         ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_pca_save(const eelsvae_pca *pca, const char *path);
@@ -126,9 +151,10 @@ EELSVAE_API eelsvae_status eelsvae_pca_save(const eelsvae_pca *pca, const char *
  * @brief Load a basis written by eelsvae_pca_save().
  * @param path File name.
  * @param[out] out The basis.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_IO, ::EELSVAE_ERR_FORMAT (not a basis
- *         file, or truncated), ::EELSVAE_ERR_VERSION, ::EELSVAE_ERR_CHECKSUM,
- *         ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_IO,
+ *         ::EELSVAE_ERR_FORMAT (not a basis file, truncated, or sizes that do
+ *         not match its length, naming the offset), ::EELSVAE_ERR_VERSION,
+ *         ::EELSVAE_ERR_CHECKSUM, ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_pca_load(const char *path, eelsvae_pca **out);
