@@ -19,7 +19,8 @@ static void usage(void)
            "and its reconstruction over the window, and threshold with Otsu (low PCC =\n"
            "anomalous).\n\n"
            "Writes DIR/score.npy (float32 PCC map), DIR/mask.npy (uint8, 1 = anomalous),\n"
-           "DIR/heatmap.png and, with --truth, DIR/metrics.json (also printed).\n\n"
+           "DIR/heatmap.png (viridis from the lowest to the highest score) and, with\n"
+           "--truth, DIR/metrics.json (also printed).\n\n"
            "Options:\n"
            "  --components K          number of PCA components (default 4)\n"
            "  --window LO:HI          scoring window in eV (default 690:730)\n"
@@ -92,7 +93,13 @@ static uint8_t *detect(const args *a, const eelsvae_cube *input, const eelsvae_c
     size_t shape[2] = {ny, nx};
     cli_check(eelsvae_npy_write(cli_join(a->out, "score.npy"), EELSVAE_DTYPE_FLOAT32, score, 2, shape), "score.npy");
     cli_check(eelsvae_npy_write(cli_join(a->out, "mask.npy"), EELSVAE_DTYPE_UINT8, mask, 2, shape), "mask.npy");
-    if (cli_write_heatmap(cli_join(a->out, "heatmap.png"), score, ny, nx, 0.0, 1.0, 2) != 0)
+    /* PCC maps crowd near 1: stretch the colours over the values present. */
+    float lo = score[0], hi = score[0];
+    for (size_t i = 1; i < ny * nx; i++) {
+        if (score[i] < lo) lo = score[i];
+        if (score[i] > hi) hi = score[i];
+    }
+    if (cli_write_heatmap(cli_join(a->out, "heatmap.png"), score, ny, nx, lo, hi, 2) != 0)
         fprintf(stderr, "%s: built without libpng: no heatmap.png\n", cli_prog());
     return mask;
 }

@@ -23,6 +23,7 @@ declare -A f1
 for s in "${shifts[@]}"; do
   for k in 3 4 5; do
     dir="$out/pca$k/shift_$s"
+    mkdir -p "$out/pca$k"
     "$bin/eelsvae-pca" "$out/shift_$s.npy" --components "$k" --window 690:730 --out "$dir" \
       --truth "$out/mask.npy" --energy-offset "$offset" --energy-scale "$scale" >/dev/null 2>"$dir.log" ||
       { cat "$dir.log" >&2; exit 1; }
