@@ -77,6 +77,8 @@ typedef struct eelsvae_cube eelsvae_cube;
 typedef struct eelsvae_pca eelsvae_pca;
 /** Opaque per-pixel scorer (see score.h). @since 0.1.0 */
 typedef struct eelsvae_scorer eelsvae_scorer;
+/** Opaque 3-D convolutional VAE (see model.h). @since 0.1.0 */
+typedef struct eelsvae_model eelsvae_model;
 
 /**
  * @brief Version of the library actually loaded, as ::EELSVAE_VERSION_NUMBER.
@@ -187,5 +189,6 @@ EELSVAE_API void eelsvae_free(void *ptr);
 #include <eelsvae/cube.h>
 #include <eelsvae/pca.h>
 #include <eelsvae/score.h>
+#include <eelsvae/model.h>
 
 #endif /* EELSVAE_H */
