@@ -9,6 +9,7 @@
 #include <eelsvae/eelsvae.h>
 
 #include "common/cli.h"
+#include "common/detect.h"
 
 static void usage(void)
 {
@@ -69,74 +70,13 @@ static args parse(int argc, char **argv)
     return a;
 }
 
-/* Score, threshold and save; returns the anomalous mask (caller frees). */
-static uint8_t *detect(const args *a, const eelsvae_cube *input, const eelsvae_cube *recon, float *score,
-                       double *threshold)
-{
-    size_t ny = 0, nx = 0;
-    eelsvae_cube_shape(input, &ny, &nx, NULL);
-    eelsvae_scorer_options so;
-    cli_check(eelsvae_scorer_options_init(&so), "scorer options");
-    so.window_lo = a->win_lo;
-    so.window_hi = a->win_hi;
-    eelsvae_scorer *scorer = NULL;
-    cli_check(eelsvae_scorer_create(&so, &scorer), "scorer");
-    size_t degenerate = 0;
-    cli_check(eelsvae_scorer_score(scorer, input, recon, score, ny * nx, &degenerate), "scoring");
-    if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
-    cli_check(eelsvae_otsu_threshold(score, ny * nx, a->bins, threshold), "Otsu threshold");
-    uint8_t *mask = malloc(ny * nx);
-    if (!mask) cli_fail("out of memory");
-    cli_check(eelsvae_threshold_mask(score, ny * nx, *threshold, eelsvae_scorer_direction(scorer), mask), "mask");
-    eelsvae_scorer_free(scorer);
-
-    size_t shape[2] = {ny, nx};
-    cli_check(eelsvae_npy_write(cli_join(a->out, "score.npy"), EELSVAE_DTYPE_FLOAT32, score, 2, shape), "score.npy");
-    cli_check(eelsvae_npy_write(cli_join(a->out, "mask.npy"), EELSVAE_DTYPE_UINT8, mask, 2, shape), "mask.npy");
-    /* PCC maps crowd near 1: stretch the colours over the values present. */
-    float lo = score[0], hi = score[0];
-    for (size_t i = 1; i < ny * nx; i++) {
-        if (score[i] < lo) lo = score[i];
-        if (score[i] > hi) hi = score[i];
-    }
-    if (cli_write_heatmap(cli_join(a->out, "heatmap.png"), score, ny, nx, lo, hi, 2) != 0)
-        fprintf(stderr, "%s: built without libpng: no heatmap.png\n", cli_prog());
-    return mask;
-}
-
-static void report_metrics(const args *a, const float *score, const uint8_t *mask, size_t ny, size_t nx,
-                           double threshold)
-{
-    uint8_t *truth = cli_load_mask(a->truth, ny, nx);
-    eelsvae_metrics m = {.struct_size = sizeof m};
-    cli_check(eelsvae_metrics_compute(mask, truth, ny * nx, &m), "metrics");
-    double roc = NAN, ap = NAN;
-    if (m.true_positive + m.false_negative > 0 && m.true_negative + m.false_positive > 0) {
-        cli_check(eelsvae_roc_auc(score, truth, ny * nx, EELSVAE_ANOMALOUS_BELOW, &roc), "ROC-AUC");
-        cli_check(eelsvae_pr_auc(score, truth, ny * nx, EELSVAE_ANOMALOUS_BELOW, &ap), "PR-AUC");
-    }
-    char json[1024];
-    snprintf(json, sizeof json,
-             "{\n  \"method\": \"pca%zu\",\n  \"components\": %zu,\n  \"threshold\": %.6f,\n"
-             "  \"precision\": %.6f,\n  \"recall\": %.6f,\n  \"f1\": %.6f,\n  \"iou\": %.6f,\n"
-             "  \"roc_auc\": %.6f,\n  \"pr_auc\": %.6f,\n  \"true_positive\": %zu,\n  \"false_positive\": %zu,\n"
-             "  \"false_negative\": %zu,\n  \"true_negative\": %zu\n}\n",
-             a->components, a->components, threshold, m.precision, m.recall, m.f1, m.iou, roc, ap, m.true_positive,
-             m.false_positive, m.false_negative, m.true_negative);
-    cli_write_text(cli_join(a->out, "metrics.json"), json);
-    printf("precision %.4f\nrecall %.4f\nf1 %.4f\niou %.4f\nroc_auc %.4f\npr_auc %.4f\n", m.precision, m.recall, m.f1,
-           m.iou, roc, ap);
-    free(truth);
-}
-
 int main(int argc, char **argv)
 {
     cli_init(argv[0]);
     args a = parse(argc, argv);
     cli_make_dir(a.out);
     eelsvae_cube *cube = cli_load_cube(a.cube, a.e0, a.de);
-    size_t ny = 0, nx = 0, first = 0, count = 0;
-    eelsvae_cube_shape(cube, &ny, &nx, NULL);
+    size_t first = 0, count = 0;
     /* Check the window before the slow work, so a wrong calibration fails fast. */
     cli_check(eelsvae_cube_energy_window(cube, a.win_lo, a.win_hi, &first, &count), a.cube);
     cli_check(eelsvae_cube_check_finite(cube), a.cube);
@@ -163,16 +103,13 @@ int main(int argc, char **argv)
     }
     eelsvae_pca_free(pca);
 
-    float *score = malloc(ny * nx * sizeof *score);
-    if (!score) cli_fail("out of memory");
-    double threshold = 0;
-    uint8_t *mask = detect(&a, cube, recon, score, &threshold);
-    size_t flagged = 0;
-    for (size_t i = 0; i < ny * nx; i++) flagged += mask[i];
-    printf("threshold %.6f\nflagged %zu of %zu pixels\n", threshold, flagged, ny * nx);
-    if (a.truth) report_metrics(&a, score, mask, ny, nx, threshold);
-    free(mask);
-    free(score);
+    cli_detection d = cli_detect(a.out, cube, recon, a.win_lo, a.win_hi, a.bins);
+    if (a.truth) {
+        char method[32];
+        snprintf(method, sizeof method, "pca%zu", a.components);
+        cli_report_metrics(a.out, method, a.truth, &d);
+    }
+    cli_detection_free(&d);
     eelsvae_cube_free(recon);
     eelsvae_cube_free(cube);
     return 0;

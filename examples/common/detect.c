@@ -1,0 +1,84 @@
+#include "detect.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli.h"
+
+static void save_maps(const char *out_dir, const cli_detection *d)
+{
+    size_t shape[2] = {d->ny, d->nx}, n = d->ny * d->nx;
+    cli_check(eelsvae_npy_write(cli_join(out_dir, "score.npy"), EELSVAE_DTYPE_FLOAT32, d->score, 2, shape),
+              "score.npy");
+    cli_check(eelsvae_npy_write(cli_join(out_dir, "mask.npy"), EELSVAE_DTYPE_UINT8, d->mask, 2, shape), "mask.npy");
+    /* PCC maps crowd near 1: stretch the colours over the values present. */
+    float lo = d->score[0], hi = d->score[0];
+    for (size_t i = 1; i < n; i++) {
+        if (d->score[i] < lo) lo = d->score[i];
+        if (d->score[i] > hi) hi = d->score[i];
+    }
+    if (cli_write_heatmap(cli_join(out_dir, "heatmap.png"), d->score, d->ny, d->nx, lo, hi, 2) != 0)
+        fprintf(stderr, "%s: built without libpng: no heatmap.png\n", cli_prog());
+}
+
+cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
+                         double win_hi, size_t bins)
+{
+    cli_detection d = {0};
+    eelsvae_cube_shape(input, &d.ny, &d.nx, NULL);
+    size_t n = d.ny * d.nx;
+    d.score = malloc(n * sizeof *d.score);
+    d.mask = malloc(n);
+    if (!d.score || !d.mask) cli_fail("out of memory");
+
+    eelsvae_scorer_options so;
+    cli_check(eelsvae_scorer_options_init(&so), "scorer options");
+    so.window_lo = win_lo;
+    so.window_hi = win_hi;
+    eelsvae_scorer *scorer = NULL;
+    cli_check(eelsvae_scorer_create(&so, &scorer), "scorer");
+    size_t degenerate = 0;
+    cli_check(eelsvae_scorer_score(scorer, input, recon, d.score, n, &degenerate), "scoring");
+    if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
+    cli_check(eelsvae_otsu_threshold(d.score, n, bins, &d.threshold), "Otsu threshold");
+    cli_check(eelsvae_threshold_mask(d.score, n, d.threshold, eelsvae_scorer_direction(scorer), d.mask), "mask");
+    eelsvae_scorer_free(scorer);
+    for (size_t i = 0; i < n; i++) d.flagged += d.mask[i];
+    save_maps(out_dir, &d);
+    printf("threshold %.6f\nflagged %zu of %zu pixels\n", d.threshold, d.flagged, n);
+    return d;
+}
+
+void cli_report_metrics(const char *out_dir, const char *method, const char *truth_path, const cli_detection *d)
+{
+    size_t n = d->ny * d->nx;
+    uint8_t *truth = cli_load_mask(truth_path, d->ny, d->nx);
+    eelsvae_metrics m = {.struct_size = sizeof m};
+    cli_check(eelsvae_metrics_compute(d->mask, truth, n, &m), "metrics");
+    double roc = NAN, ap = NAN;
+    if (m.true_positive + m.false_negative > 0 && m.true_negative + m.false_positive > 0) {
+        cli_check(eelsvae_roc_auc(d->score, truth, n, EELSVAE_ANOMALOUS_BELOW, &roc), "ROC-AUC");
+        cli_check(eelsvae_pr_auc(d->score, truth, n, EELSVAE_ANOMALOUS_BELOW, &ap), "PR-AUC");
+    }
+    char json[1024];
+    snprintf(json, sizeof json,
+             "{\n  \"method\": \"%s\",\n  \"threshold\": %.6f,\n"
+             "  \"precision\": %.6f,\n  \"recall\": %.6f,\n  \"f1\": %.6f,\n  \"iou\": %.6f,\n"
+             "  \"roc_auc\": %.6f,\n  \"pr_auc\": %.6f,\n  \"true_positive\": %zu,\n  \"false_positive\": %zu,\n"
+             "  \"false_negative\": %zu,\n  \"true_negative\": %zu\n}\n",
+             method, d->threshold, m.precision, m.recall, m.f1, m.iou, roc, ap, m.true_positive, m.false_positive,
+             m.false_negative, m.true_negative);
+    cli_write_text(cli_join(out_dir, "metrics.json"), json);
+    printf("precision %.4f\nrecall %.4f\nf1 %.4f\niou %.4f\nroc_auc %.4f\npr_auc %.4f\n", m.precision, m.recall, m.f1,
+           m.iou, roc, ap);
+    free(truth);
+}
+
+void cli_detection_free(cli_detection *d)
+{
+    free(d->score);
+    free(d->mask);
+    d->score = NULL;
+    d->mask = NULL;
+}

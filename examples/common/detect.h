@@ -1,0 +1,31 @@
+/* The detection tail shared by eelsvae-pca and eelsvae-detect: score every
+ * pixel against its reconstruction, threshold with Otsu, write the maps,
+ * and measure against a truth mask. Not part of the library. */
+#ifndef EELSVAE_EXAMPLES_DETECT_H
+#define EELSVAE_EXAMPLES_DETECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <eelsvae/eelsvae.h>
+
+typedef struct cli_detection {
+    size_t ny, nx;
+    float *score;     /* ny·nx PCC values */
+    uint8_t *mask;    /* ny·nx, 1 = anomalous */
+    double threshold; /* Otsu's */
+    size_t flagged;   /* pixels in the mask */
+} cli_detection;
+
+/* Score input against recon by PCC over [win_lo, win_hi], threshold, and
+ * write DIR/score.npy, DIR/mask.npy and DIR/heatmap.png. */
+cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
+                         double win_hi, size_t bins);
+
+/* Compare with the truth mask at truth_path: print the metrics and write
+ * DIR/metrics.json, labelled with `method`. */
+void cli_report_metrics(const char *out_dir, const char *method, const char *truth_path, const cli_detection *d);
+
+void cli_detection_free(cli_detection *d);
+
+#endif
