@@ -1,17 +1,29 @@
-/* conv3d-bench: time the FFT conv3d engine (lib/nn/conv3d*.c) on the eight
- * convolution layers of the 3D-CVAE, forward and backward, against a naive
- * direct loop and, optionally, PyTorch (bench/conv3d_torch.py).
+/* conv3d-bench: time the conv3d engines (lib/nn/conv3d*.c) on the eight
+ * convolution layers of the 3D-CVAE, forward and backward, against PyTorch
+ * (bench/conv3d_torch.py, run through /usr/bin/python3 unless --no-torch;
+ * skipped with a message where it cannot run) and, optionally, a naive
+ * direct loop.
  *
- * Prints one row per layer: tile shape chosen, milliseconds per forward and
- * per backward (dx, dw, db; the first layer skips dx, as a network does),
- * where the engine's time goes, the naive loop's time and PyTorch's, and the
- * ratio ours / PyTorch for forward + backward. */
+ * Prints one row per layer: the engine (FFT tile shape, GEMM or GEMM+vec,
+ * direct), milliseconds per forward and per backward (dx, dw, db; the first
+ * layer skips dx, as a network does), where the engine's time goes, the
+ * naive loop's time and PyTorch's, and the ratio ours / PyTorch for
+ * forward + backward; then the totals and their ratio. Defaults: the FAST
+ * preset (batch 16, tile 24 × 24 × 160, channels 8/16/32/64), 2 threads.
+ *
+ * On a machine shared with others, wall times of two threads swing with the
+ * load; --threads 1 --cpu-clock (for both us and PyTorch) compares CPU time
+ * instead. Engines' columns: kern% kernel spectra, fft% transforms (FFT) or
+ * phase tensor and grid fills (GEMM), gemm% the channel mixing or the
+ * forward/adjoint products, inv% inverse transforms, crops, depth-to-space,
+ * wgt% weight and bias gradients. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <eelsvae/eelsvae.h>
 
@@ -21,9 +33,14 @@
 #define EELSVAE_SOURCE_DIR "."
 #endif
 
+/* Wall time, or with --cpu-clock the process's CPU time (all threads
+ * summed): on a machine shared with others, a one-thread run's CPU time
+ * is the time it would take alone, give or take cache effects. */
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 typedef struct args {
     size_t batch, tile, energy, reps, channels[4];
-    int threads, naive, torch, keep;
+    int threads, naive, torch, keep, engine;
     const char *python;
 } args;
 
@@ -31,15 +48,18 @@ static void usage(const char *prog)
 {
     printf("Usage: %s [options]\n"
            "Time forward and backward of the 3D-CVAE's convolution layers.\n\n"
-           "  --batch N         items per call (default 8)\n"
+           "  --batch N         items per call (default 16)\n"
            "  --tile T          spatial tile T x T (default 24)\n"
-           "  --energy E        energy channels of the input (default 256; a multiple of 16)\n"
+           "  --energy E        energy channels of the input (default 160; a multiple of 16)\n"
            "  --channels a,b,c,d  c1..c4 (default 8,16,32,64)\n"
            "  --reps R          best of R runs (default 5)\n"
            "  --threads T       threads (default 2)\n"
-           "  --no-naive        skip the naive direct loop\n"
+           "  --naive           also time the naive direct loop (slow)\n"
            "  --keep            keep the forward's input spectra for the backward\n"
-           "  --torch           also time PyTorch (bench/conv3d_torch.py)\n"
+           "  --engine K        force an engine: 1 FFT, 2 direct, 3 GEMM, 4 GEMM + vector kernel\n"
+           "                    (default: the cost model's)\n"
+           "  --cpu-clock       time with the process's CPU time (for --threads 1 on a busy machine)\n"
+           "  --no-torch        skip PyTorch (bench/conv3d_torch.py)\n"
            "  --python PATH     interpreter for PyTorch (default /usr/bin/python3)\n",
            prog);
 }
@@ -58,7 +78,7 @@ static size_t parse_size(const char *opt, const char *v)
 
 static args parse(int argc, char **argv)
 {
-    args a = {8, 24, 256, 5, {8, 16, 32, 64}, 2, 1, 0, 0, "/usr/bin/python3"};
+    args a = {16, 24, 160, 5, {8, 16, 32, 64}, 2, 0, 1, 0, 0, "/usr/bin/python3"};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(o, "--batch")) a.batch = parse_size(o, v), i++;
@@ -73,8 +93,12 @@ static args parse(int argc, char **argv)
             }
             i++;
         } else if (!strcmp(o, "--no-naive")) a.naive = 0;
+        else if (!strcmp(o, "--naive")) a.naive = 1;
         else if (!strcmp(o, "--torch")) a.torch = 1;
+        else if (!strcmp(o, "--no-torch")) a.torch = 0;
         else if (!strcmp(o, "--keep")) a.keep = 1;
+        else if (!strcmp(o, "--engine")) a.engine = (int)parse_size(o, v), i++;
+        else if (!strcmp(o, "--cpu-clock")) bench_clock = CLOCK_PROCESS_CPUTIME_ID;
         else if (!strcmp(o, "--python") && v) a.python = v, i++;
         else {
             usage(argv[0]);
@@ -91,7 +115,7 @@ static args parse(int argc, char **argv)
 static double now(void)
 {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(bench_clock, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -241,9 +265,10 @@ static int read_torch(const args *a, double fwd[8], double bwd[8])
     char cmd[1024];
     snprintf(cmd, sizeof cmd,
              "%s %s/bench/conv3d_torch.py --batch %zu --tile %zu --energy %zu --channels %zu,%zu,%zu,%zu --reps %zu "
-             "--threads %d",
+             "--threads %d%s",
              a->python, EELSVAE_SOURCE_DIR, a->batch, a->tile, a->energy, a->channels[0], a->channels[1],
-             a->channels[2], a->channels[3], a->reps, a->threads);
+             a->channels[2], a->channels[3], a->reps, a->threads,
+             bench_clock == CLOCK_MONOTONIC ? "" : " --cpu-clock");
     FILE *p = popen(cmd, "r");
     if (!p) return 0;
     char line[256];
@@ -266,9 +291,16 @@ int main(int argc, char **argv)
 {
     args a = parse(argc, argv);
     eelsvae_set_threads(a.threads);
+    evae_conv3d_test_engine(a.engine);
     double torch_fwd[8] = {0}, torch_bwd[8] = {0};
-    int have_torch = a.torch && read_torch(&a, torch_fwd, torch_bwd);
-    if (a.torch && !have_torch) fprintf(stderr, "PyTorch timing failed; continuing without it\n");
+    int have_torch = 0;
+    if (a.torch && access(a.python, X_OK) != 0) {
+        printf("PyTorch skipped: %s is not an executable interpreter\n", a.python);
+    } else if (a.torch) {
+        have_torch = read_torch(&a, torch_fwd, torch_bwd);
+        if (!have_torch) printf("PyTorch skipped: %s %s/bench/conv3d_torch.py failed (is torch installed?)\n",
+                                a.python, EELSVAE_SOURCE_DIR);
+    }
 
     printf("conv3d-bench: batch %zu, tile %zux%zux%zu, channels %zu/%zu/%zu/%zu, %d threads, best of %zu%s\n",
            a.batch, a.tile, a.tile, a.energy, a.channels[0], a.channels[1], a.channels[2], a.channels[3], a.threads,
@@ -276,7 +308,7 @@ int main(int argc, char **argv)
     printf("%-26s %-9s %8s %8s | %5s %5s %5s %5s %5s | %9s %9s | %8s %8s %6s\n", "layer", "fft tile", "fwd ms",
            "bwd ms", "kern%", "fft%", "gemm%", "inv%", "wgt%", "naive fwd", "naive bwd", "torch fw", "torch bw",
            "ratio");
-    double sum_ours = 0, sum_torch = 0, sum_naive = 0;
+    double sum_ours = 0, sum_torch = 0, sum_naive = 0, fwd_ours = 0, fwd_torch = 0;
     for (int i = 0; i < 8; i++) {
         evae_conv3d_shape sh = layer_shape(&a, i);
         evae_conv3d *L = NULL;
@@ -311,7 +343,9 @@ int main(int argc, char **argv)
         snprintf(name, sizeof name, "%s %zu->%zu k%zux%zux%zu s%zu%zu%zu", sh.transposed ? "ConvT" : "Conv",
                  sh.in_channels, sh.out_channels, sh.kernel[0], sh.kernel[1], sh.kernel[2], sh.stride[0],
                  sh.stride[1], sh.stride[2]);
-        if (L->direct) {
+        if (L->gemm) {
+            snprintf(tile, sizeof tile, L->tap_kernel ? "GEMM+vec" : "GEMM");
+        } else if (L->direct) {
             snprintf(tile, sizeof tile, "direct");
         } else {
             snprintf(tile, sizeof tile, "%zux%zux%zu", L->ax[0].f, L->ax[1].f, L->ax[2].f);
@@ -324,6 +358,8 @@ int main(int argc, char **argv)
                have_torch ? ours / theirs : NAN);
         sum_ours += ours;
         sum_torch += theirs;
+        fwd_ours += 1e3 * best_f;
+        fwd_torch += torch_fwd[i];
         sum_naive += 1e3 * (naive_f + naive_b);
         free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db);
         evae_conv3d_free(L);
@@ -331,6 +367,8 @@ int main(int argc, char **argv)
     printf("total fwd+bwd: ours %.1f ms", sum_ours);
     if (a.naive) printf(", naive %.1f ms (%.1fx)", sum_naive, sum_naive / sum_ours);
     if (have_torch) printf(", PyTorch %.1f ms (ours / PyTorch = %.2f)", sum_torch, sum_ours / sum_torch);
+    printf("\nforward only (inference): ours %.1f ms", fwd_ours);
+    if (have_torch) printf(", PyTorch %.1f ms (ours / PyTorch = %.2f)", fwd_torch, fwd_ours / fwd_torch);
     printf("\n");
     return 0;
 }

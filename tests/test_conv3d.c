@@ -13,6 +13,25 @@
 
 #include "nn/conv3d.h"
 
+/* glibc ≥ 2.33 tells how much heap is in use (the workspace test's
+ * independent check; AddressSanitizer replaces malloc, so not there). */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+#define HAVE_MALLINFO2 1
+#else
+#define HAVE_MALLINFO2 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 void evae_fail_allocation_after(unsigned long n); /* core.h's test hook */
 
 /* ---- a small random generator of the test's own -------------------------- */
@@ -182,10 +201,14 @@ static void shape_name(const evae_conv3d_shape *sh, size_t batch, char *buf, siz
              sh->output_padding[1], sh->output_padding[2], batch);
 }
 
-static void check_layer(const evae_conv3d_shape *sh, size_t batch, uint64_t seed)
+/* The layer's outputs and accumulated gradients against the oracle's. */
+typedef struct oracle {
+    double *y, *dx, *dw, *db;
+} oracle;
+
+static void check_one_engine(const evae_conv3d_shape *sh, size_t batch, uint64_t seed, const oracle *ref,
+                             const char *name)
 {
-    char name[256];
-    shape_name(sh, batch, name, sizeof name);
     geom g = geom_of(sh, batch);
     evae_conv3d *L = NULL;
     assert_ok(evae_conv3d_create(&L, sh, (int)batch));
@@ -196,7 +219,7 @@ static void check_layer(const evae_conv3d_shape *sh, size_t batch, uint64_t seed
 
     size_t nin = evae_conv3d_in_count(L), nout = evae_conv3d_out_count(L), nw = evae_conv3d_weight_count(L);
     assert_int_equal(nw, wcount(&g));
-    size_t outc = sh->out_channels, outvol = vol(out_dims);
+    size_t outc = sh->out_channels;
     float *x = random_floats(nin, seed), *w = random_floats(nw, seed + 1), *b = random_floats(outc, seed + 2);
     float *dy = random_floats(nout, seed + 3), *y = random_floats(nout, seed + 4);
     float *dx = random_floats(nin, seed + 5), *dw = random_floats(nw, seed + 6), *db = random_floats(outc, seed + 7);
@@ -209,20 +232,46 @@ static void check_layer(const evae_conv3d_shape *sh, size_t batch, uint64_t seed
 
     assert_ok(evae_conv3d_forward(L, y, x, w, b));
     assert_ok(evae_conv3d_backward(L, dx, dw, db, dy, x, w));
-
-    double *y_ref = sh->transposed ? naive_adj(&g, x, w) : naive_fwd(&g, x, w);
-    for (size_t i = 0; i < nout; i++) y_ref[i] += b[(i / outvol) % outc];
-    double *dx_ref = sh->transposed ? naive_fwd(&g, dy, w) : naive_adj(&g, dy, w);
-    double *dw_ref = sh->transposed ? naive_grad(&g, x, dy) : naive_grad(&g, dy, x);
-    double *db_ref = channel_sums(dy, batch, outc, outvol);
-    expect_close("forward y", y, NULL, y_ref, nout, name);
-    expect_close("backward dx (accumulated)", dx, dx0, dx_ref, nin, name);
-    expect_close("backward dw (accumulated)", dw, dw0, dw_ref, nw, name);
-    expect_close("backward db (accumulated)", db, db0, db_ref, outc, name);
-
-    free(y_ref), free(dx_ref), free(dw_ref), free(db_ref);
+    expect_close("forward y", y, NULL, ref->y, nout, name);
+    expect_close("backward dx (accumulated)", dx, dx0, ref->dx, nin, name);
+    expect_close("backward dw (accumulated)", dw, dw0, ref->dw, nw, name);
+    expect_close("backward db (accumulated)", db, db0, ref->db, outc, name);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(dx0), free(dw0), free(db0);
     evae_conv3d_free(L);
+}
+
+/* The layer against the naive oracle, computed once, on each engine of
+ * `engines` (see evae_conv3d_test_engine; NULL: the one set now). */
+static void check_layer_on(const evae_conv3d_shape *sh, size_t batch, uint64_t seed, const int *engines, size_t count)
+{
+    char name[256];
+    shape_name(sh, batch, name, sizeof name);
+    geom g = geom_of(sh, batch);
+    size_t nbig = g.N * g.C * vol(g.n), nsmall = g.N * g.O * vol(g.m), nw = wcount(&g);
+    size_t nin = sh->transposed ? nsmall : nbig, nout = sh->transposed ? nbig : nsmall;
+    size_t outc = sh->out_channels, outvol = vol(sh->transposed ? g.n : g.m);
+    float *x = random_floats(nin, seed), *w = random_floats(nw, seed + 1), *b = random_floats(outc, seed + 2);
+    float *dy = random_floats(nout, seed + 3);
+    oracle ref;
+    ref.y = sh->transposed ? naive_adj(&g, x, w) : naive_fwd(&g, x, w);
+    for (size_t i = 0; i < nout; i++) ref.y[i] += b[(i / outvol) % outc];
+    ref.dx = sh->transposed ? naive_fwd(&g, dy, w) : naive_adj(&g, dy, w);
+    ref.dw = sh->transposed ? naive_grad(&g, x, dy) : naive_grad(&g, dy, x);
+    ref.db = channel_sums(dy, batch, outc, outvol);
+    if (!engines) check_one_engine(sh, batch, seed, &ref, name);
+    for (size_t i = 0; engines && i < count; i++) {
+        char with_engine[300];
+        snprintf(with_engine, sizeof with_engine, "%s, engine %d", name, engines[i]);
+        evae_conv3d_test_engine(engines[i]);
+        check_one_engine(sh, batch, seed, &ref, with_engine);
+    }
+    if (engines) evae_conv3d_test_engine(0);
+    free(ref.y), free(ref.dx), free(ref.dw), free(ref.db), free(x), free(w), free(b), free(dy);
+}
+
+static void check_layer(const evae_conv3d_shape *sh, size_t batch, uint64_t seed)
+{
+    check_layer_on(sh, batch, seed, NULL, 0);
 }
 
 static evae_conv3d_shape make_shape(bool transposed, size_t cin, size_t cout, const size_t in[3], const size_t k[3],
@@ -246,8 +295,9 @@ static evae_conv3d_shape make_shape(bool transposed, size_t cin, size_t cout, co
 #define V3(a, b, c) ((const size_t[3]){a, b, c})
 
 /* The eight layer shapes of the model (DESIGN.md), with small channel
- * counts, on a T × T × E tile. */
-static void check_model_layers(size_t T, size_t E, const size_t c[4], size_t batch, uint64_t seed)
+ * counts, on a T × T × E tile, on the given engines (NULL: as set now). */
+static void check_model_layers(size_t T, size_t E, const size_t c[4], size_t batch, uint64_t seed, const int *engines,
+                               size_t count)
 {
     evae_conv3d_shape layers[8] = {
         make_shape(false, 1, c[0], V3(T, T, E), V3(1, 1, 7), V3(1, 1, 2), V3(0, 0, 3), NULL),
@@ -259,19 +309,21 @@ static void check_model_layers(size_t T, size_t E, const size_t c[4], size_t bat
         make_shape(true, c[1], c[0], V3(T, T, E / 4), V3(3, 3, 5), V3(1, 1, 2), V3(1, 1, 2), V3(0, 0, 1)),
         make_shape(true, c[0], 1, V3(T, T, E / 2), V3(1, 1, 7), V3(1, 1, 2), V3(0, 0, 3), V3(0, 0, 1)),
     };
-    for (int i = 0; i < 8; i++) check_layer(&layers[i], batch, seed + 100 * (uint64_t)i);
+    for (int i = 0; i < 8; i++) check_layer_on(&layers[i], batch, seed + 100 * (uint64_t)i, engines, count);
 }
 
 static void test_model_layers_small(void **state)
 {
     (void)state;
-    check_model_layers(8, 32, (const size_t[4]){2, 3, 4, 5}, 2, 11);
+    check_model_layers(8, 32, (const size_t[4]){2, 3, 4, 5}, 2, 11, NULL, 0);
 }
 
 static void test_model_layers_tile24(void **state)
 {
     (void)state;
-    check_model_layers(24, 64, (const size_t[4]){2, 3, 3, 4}, 1, 23);
+    /* the preset's tile, on the cost model's choice and on every engine */
+    static const int engines[] = {0, 1, 2, 3, 4};
+    check_model_layers(24, 64, (const size_t[4]){2, 3, 3, 4}, 1, 23, engines, 5);
 }
 
 /* Shapes outside the model: one strided axis, odd sizes, kernel = input,
@@ -347,10 +399,11 @@ static int remove_test_settings(void **state)
     return 0;
 }
 
-/* Each engine on every shape above, whatever the cost model would pick. */
+/* Each engine (1 FFT, 2 direct, 3 GEMM, 4 GEMM with its vector kernel) on
+ * every shape above, whatever the cost model would pick. */
 static void test_engines_forced(void **state)
 {
-    for (int engine = 1; engine <= 2; engine++) {
+    for (int engine = 1; engine <= 4; engine++) {
         evae_conv3d_test_engine(engine);
         test_model_layers_small(state);
         test_other_shapes(state);
@@ -527,13 +580,22 @@ static void test_determinism(void **state)
     expect_same_bits(&convt, 3, 2, 2);
     expect_same_bits(&conv, 3, 1, 2);  /* and the thread count does not matter */
     expect_same_bits(&convt, 3, 1, 2);
+    for (int engine = 1; engine <= 4; engine++) { /* on every engine */
+        evae_conv3d_test_engine(engine);
+        expect_same_bits(&conv, 3, 1, 2);
+        expect_same_bits(&convt, 3, 1, 2);
+    }
+    evae_conv3d_test_engine(0);
 }
 
 /* ---- kept input spectra ------------------------------------------------------ */
 
 /* Forward then backward; with keep, the backward reuses the forward's input
- * spectra when it gets the same x (bwd_x == NULL), else recomputes. */
-static void step(const evae_conv3d_shape *sh, bool keep, const float *bwd_x, float **y, float **dx, float **dw)
+ * spectra when it gets the same x (bwd_x == NULL), else recomputes. With
+ * `overwrite`, x is overwritten in place between the two (by bwd_x's
+ * values): a layer that kept x's spectra still uses them, as documented. */
+static void step(const evae_conv3d_shape *sh, bool keep, const float *bwd_x, bool overwrite, float **y, float **dx,
+                 float **dw)
 {
     evae_conv3d *L = NULL;
     assert_ok(evae_conv3d_create(&L, sh, 3));
@@ -543,39 +605,49 @@ static void step(const evae_conv3d_shape *sh, bool keep, const float *bwd_x, flo
     *y = calloc(nout, sizeof **y), *dx = calloc(nin, sizeof **dx), *dw = calloc(nw, sizeof **dw);
     assert_true(*y && *dx && *dw);
     assert_ok(evae_conv3d_forward(L, *y, x, w, NULL));
-    assert_ok(evae_conv3d_backward(L, *dx, *dw, NULL, g, bwd_x ? bwd_x : x, w));
+    if (overwrite) memcpy(x, bwd_x, nin * sizeof *x);
+    assert_ok(evae_conv3d_backward(L, *dx, *dw, NULL, g, bwd_x && !overwrite ? bwd_x : x, w));
     free(x), free(w), free(g);
     evae_conv3d_free(L);
 }
 
+/* On the FFT engine (several chunks) and both GEMM paths (one block). */
 static void test_keep_input_spectra(void **state)
 {
     (void)state;
-    evae_conv3d_test_engine(1);
-    evae_conv3d_test_chunk_cap(16);
     evae_conv3d_shape shapes[] = {
         make_shape(false, 3, 4, V3(10, 9, 24), V3(3, 3, 5), V3(1, 1, 2), V3(1, 1, 2), NULL),
         make_shape(true, 4, 3, V3(5, 5, 6), V3(3, 3, 3), V3(2, 2, 2), V3(1, 1, 1), V3(1, 0, 1)),
     };
-    for (int i = 0; i < 2; i++) {
-        geom g = geom_of(&shapes[i], 3);
-        size_t nbig = g.N * g.C * vol(g.n), nsmall = g.N * g.O * vol(g.m);
-        size_t nin = shapes[i].transposed ? nsmall : nbig, nout = shapes[i].transposed ? nbig : nsmall;
-        float *y[3], *dx[3], *dw[3];
-        step(&shapes[i], false, NULL, &y[0], &dx[0], &dw[0]);
-        step(&shapes[i], true, NULL, &y[1], &dx[1], &dw[1]);
-        /* same spectra, same arithmetic: the same bits */
-        assert_memory_equal(y[0], y[1], nout * sizeof(float));
-        assert_memory_equal(dx[0], dx[1], nin * sizeof(float));
-        assert_memory_equal(dw[0], dw[1], wcount(&g) * sizeof(float));
-        /* another x at the backward: its own dw, not the kept one */
-        float *other = random_floats(nin, 999);
-        step(&shapes[i], true, other, &y[2], &dx[2], &dw[2]);
-        float *dy = random_floats(nout, 133);
-        double *ref = shapes[i].transposed ? naive_grad(&g, other, dy) : naive_grad(&g, dy, other);
-        expect_close("dw with another x", dw[2], NULL, ref, wcount(&g), "keep_input_spectra");
-        free(ref), free(dy), free(other);
-        for (int j = 0; j < 3; j++) free(y[j]), free(dx[j]), free(dw[j]);
+    static const int engines[] = {1, 3, 4};
+    for (int e = 0; e < 3; e++) {
+        evae_conv3d_test_engine(engines[e]);
+        evae_conv3d_test_chunk_cap(engines[e] == 1 ? 16 : 0);
+        for (int i = 0; i < 2; i++) {
+            geom g = geom_of(&shapes[i], 3);
+            size_t nbig = g.N * g.C * vol(g.n), nsmall = g.N * g.O * vol(g.m);
+            size_t nin = shapes[i].transposed ? nsmall : nbig, nout = shapes[i].transposed ? nbig : nsmall;
+            float *y[4], *dx[4], *dw[4];
+            step(&shapes[i], false, NULL, false, &y[0], &dx[0], &dw[0]);
+            step(&shapes[i], true, NULL, false, &y[1], &dx[1], &dw[1]);
+            /* same spectra, same arithmetic: the same bits */
+            assert_memory_equal(y[0], y[1], nout * sizeof(float));
+            assert_memory_equal(dx[0], dx[1], nin * sizeof(float));
+            assert_memory_equal(dw[0], dw[1], wcount(&g) * sizeof(float));
+            /* another x at the backward: its own dw, not the kept one */
+            float *other = random_floats(nin, 999), *x = random_floats(nin, 131);
+            step(&shapes[i], true, other, false, &y[2], &dx[2], &dw[2]);
+            float *dy = random_floats(nout, 133);
+            double *ref = shapes[i].transposed ? naive_grad(&g, other, dy) : naive_grad(&g, dy, other);
+            expect_close("dw with another x", dw[2], NULL, ref, wcount(&g), "keep_input_spectra");
+            free(ref);
+            /* x overwritten in place: the kept spectra (the forward's x) serve */
+            step(&shapes[i], true, other, true, &y[3], &dx[3], &dw[3]);
+            ref = shapes[i].transposed ? naive_grad(&g, x, dy) : naive_grad(&g, dy, x);
+            expect_close("dw from the kept spectra", dw[3], NULL, ref, wcount(&g), "keep_input_spectra");
+            free(ref), free(dy), free(other), free(x);
+            for (int j = 0; j < 4; j++) free(y[j]), free(dx[j]), free(dw[j]);
+        }
     }
 }
 
@@ -693,6 +765,126 @@ static void test_allocation_failures(void **state)
     fail_msg("create still failing after 100 allocations");
 }
 
+/* ---- the workspace estimate ---------------------------------------------------- */
+
+/* Heap bytes in use (the main arena and mmapped blocks); 0 without mallinfo2. */
+static size_t heap_in_use(void)
+{
+#if HAVE_MALLINFO2
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#else
+    return 0;
+#endif
+}
+
+/* evae_conv3d_workspace_bytes equals, to the byte, what create then
+ * allocates (counted at each allocation); where mallinfo2 can watch, the
+ * heap grows by that much give or take FFTW's plans, evae_malloc's 64-byte
+ * rounding and malloc's headers (64 kB + 1 %). */
+static void expect_workspace_exact(const evae_conv3d_shape *sh, int batch, const char *what)
+{
+    size_t predicted = 0;
+    assert_ok(evae_conv3d_workspace_bytes(sh, batch, &predicted));
+    size_t before = heap_in_use();
+    evae_conv3d *L = NULL;
+    assert_ok(evae_conv3d_create(&L, sh, batch));
+    size_t grown = heap_in_use() - before, allocated = evae_conv3d_allocated_bytes(L);
+    evae_conv3d_free(L);
+    char name[160];
+    shape_name(sh, (size_t)batch, name, sizeof name);
+    if (predicted != allocated)
+        fail_msg("%s %s: workspace says %zu bytes, create allocated %zu", what, name, predicted, allocated);
+    assert_true(predicted > (size_t)(sh->in_channels * sh->out_channels)); /* not a zero from a lost branch */
+    if (UNDER_ASAN || !HAVE_MALLINFO2) return;
+    double slack = 65536.0 + 0.01 * (double)allocated;
+    if (fabs((double)grown - (double)allocated) > slack)
+        fail_msg("%s %s: create counted %zu bytes but the heap grew by %zu", what, name, allocated, grown);
+}
+
+static void test_workspace_matches_create(void **state)
+{
+    (void)state;
+    const evae_conv3d_shape shapes[] = {
+        /* the FAST preset's stride-2 3×3×3 layers (GEMM by the cost model) */
+        make_shape(false, 16, 32, V3(24, 24, 80), V3(3, 3, 3), V3(2, 2, 2), V3(1, 1, 1), NULL),
+        make_shape(true, 32, 16, V3(12, 12, 40), V3(3, 3, 3), V3(2, 2, 2), V3(1, 1, 1), V3(1, 1, 1)),
+        /* the paper preset's 3×3×5 layers, one channel on a side, odd strides */
+        make_shape(false, 1, 8, V3(12, 12, 64), V3(3, 3, 5), V3(1, 1, 2), V3(1, 1, 2), NULL),
+        make_shape(false, 8, 16, V3(12, 12, 32), V3(3, 3, 5), V3(1, 1, 1), V3(1, 1, 2), NULL),
+        make_shape(true, 8, 1, V3(6, 6, 32), V3(3, 3, 5), V3(2, 2, 2), V3(1, 1, 2), V3(1, 1, 1)),
+        make_shape(true, 3, 5, V3(5, 4, 9), V3(1, 2, 7), V3(1, 3, 2), V3(0, 1, 3), V3(0, 2, 1)),
+    };
+    const int batches[] = {1, 3};
+    char what[48];
+    for (int engine = 0; engine <= 4; engine++) {
+        evae_conv3d_test_engine(engine);
+        for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+            for (size_t b = 0; b < 2; b++) {
+                snprintf(what, sizeof what, "engine %d", engine);
+                expect_workspace_exact(&shapes[i], batches[b], what);
+            }
+    }
+    /* The test hooks that change the plan: a chunk cap, forced tiles. */
+    evae_conv3d_test_engine(1);
+    evae_conv3d_test_chunk_cap(8);
+    expect_workspace_exact(&shapes[3], 3, "FFT, chunk cap 8");
+    evae_conv3d_test_chunk_cap(0);
+    evae_conv3d_test_tiles(V3(6, 5, 9));
+    expect_workspace_exact(&shapes[3], 2, "FFT, tiles 6×5×9");
+    evae_conv3d_test_tiles(NULL);
+    /* Per-thread buffers follow the thread count. */
+    evae_conv3d_test_engine(0);
+    for (int threads = 1; threads <= 3; threads += 2) {
+        assert_ok(eelsvae_set_threads(threads));
+        snprintf(what, sizeof what, "%d threads", threads);
+        expect_workspace_exact(&shapes[0], 2, what);
+        expect_workspace_exact(&shapes[3], 2, what);
+    }
+    assert_ok(eelsvae_set_threads(0));
+}
+
+/* Differences worked out by hand on the direct loops (1 → 1 channel, a
+ * 1×1×1 kernel: one phase, p = m): one item's phase tensor is 4·4·E floats,
+ * each thread's output row E rounded up to 16 floats, the kernels fixed. */
+static void test_workspace_by_hand(void **state)
+{
+    (void)state;
+    evae_conv3d_test_engine(2);
+    evae_conv3d_shape e8 = make_shape(false, 1, 1, V3(4, 4, 8), V3(1, 1, 1), V3(1, 1, 1), V3(0, 0, 0), NULL);
+    evae_conv3d_shape e24 = make_shape(false, 1, 1, V3(4, 4, 24), V3(1, 1, 1), V3(1, 1, 1), V3(0, 0, 0), NULL);
+    size_t b8 = 0, b24 = 0, b8_two = 0, b8_threads = 0;
+    assert_ok(eelsvae_set_threads(1));
+    assert_ok(evae_conv3d_workspace_bytes(&e8, 1, &b8));
+    assert_ok(evae_conv3d_workspace_bytes(&e24, 1, &b24));
+    assert_ok(evae_conv3d_workspace_bytes(&e8, 2, &b8_two));
+    assert_ok(eelsvae_set_threads(3));
+    assert_ok(evae_conv3d_workspace_bytes(&e8, 1, &b8_threads));
+    assert_ok(eelsvae_set_threads(0));
+    evae_conv3d_test_engine(0);
+    assert_int_equal(b24 - b8, 4 * 4 * (24 - 8) * sizeof(float) + (32 - 16) * sizeof(float));
+    assert_int_equal(b8_two - b8, 4 * 4 * 8 * sizeof(float));         /* a second item's phase tensor */
+    assert_int_equal(b8_threads - b8, 2 * 16 * sizeof(float));         /* two more output rows */
+}
+
+/* Bad arguments fail as create does, with a message. */
+static void test_workspace_rejects_bad_arguments(void **state)
+{
+    (void)state;
+    evae_conv3d_shape ok = make_shape(false, 2, 3, V3(6, 6, 16), V3(3, 3, 5), V3(1, 1, 2), V3(1, 1, 2), NULL);
+    evae_conv3d_shape too_big = ok;
+    too_big.kernel[2] = 21; /* > 16 + 2·2 */
+    size_t bytes = 7;
+    assert_status(evae_conv3d_workspace_bytes(&ok, 1, NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(evae_conv3d_workspace_bytes(NULL, 1, &bytes), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(evae_conv3d_workspace_bytes(&ok, 0, &bytes), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(evae_conv3d_workspace_bytes(&too_big, 1, &bytes), EELSVAE_ERR_DIMENSION);
+    evae_conv3d *L = NULL;
+    assert_status(evae_conv3d_create(&L, &too_big, 1), EELSVAE_ERR_DIMENSION);
+    assert_int_equal(bytes, 7); /* untouched on failure */
+    assert_int_equal(evae_conv3d_allocated_bytes(NULL), 0);
+}
+
 /* ---- PyTorch, when it is installed ------------------------------------------ */
 
 static void write_floats(const char *path, const float *p, size_t n)
@@ -796,18 +988,21 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_layers_small),
-        cmocka_unit_test(test_model_layers_tile24),
+        cmocka_unit_test_teardown(test_model_layers_tile24, remove_test_settings),
         cmocka_unit_test(test_other_shapes),
         cmocka_unit_test(test_random_shapes),
         cmocka_unit_test_teardown(test_many_chunks, remove_test_settings),
         cmocka_unit_test_teardown(test_engines_forced, remove_test_settings),
         cmocka_unit_test(test_adjoint_identity),
         cmocka_unit_test(test_finite_differences),
-        cmocka_unit_test(test_determinism),
+        cmocka_unit_test_teardown(test_determinism, remove_test_settings),
         cmocka_unit_test_teardown(test_keep_input_spectra, remove_test_settings),
         cmocka_unit_test(test_bad_shapes),
         cmocka_unit_test(test_set_batch),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test_teardown(test_workspace_matches_create, remove_test_settings),
+        cmocka_unit_test_teardown(test_workspace_by_hand, remove_test_settings),
+        cmocka_unit_test(test_workspace_rejects_bad_arguments),
         cmocka_unit_test(test_against_pytorch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -18,7 +18,7 @@ extern void openblas_set_num_threads(int);
 static int available_cores(void)
 {
 #ifdef _OPENMP
-    return omp_get_num_procs();
+    return omp_get_max_threads(); /* honours OMP_NUM_THREADS */
 #else
     return 1;
 #endif

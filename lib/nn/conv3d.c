@@ -1,7 +1,8 @@
 /*
  * Conv3d / ConvTranspose3d layers: shape checks, the layer object with its
  * plans and buffers, and the two public passes, each a sequence of FFT
- * engine steps over chunks of tiles (conv3d_fft.c) or a direct pass
+ * engine steps over chunks of tiles (conv3d_fft.c), or a pass of the GEMM
+ * engine (conv3d_gemm.c) or of the direct loops
  * (conv3d_direct.c). The engine and tile choice is in conv3d_plan.c.
  */
 #include "conv3d_impl.h"
@@ -188,9 +189,18 @@ static eelsvae_status set_sizes(evae_conv3d *L, size_t batch)
     EVAE_TRY(evae_mul3(ax[0].tiles, ax[1].tiles, ax[2].tiles, &L->tiles_per_item, "conv3d tile count"));
     EVAE_TRY(evae_mul((size_t)batch, L->tiles_per_item, &n, "conv3d batch tiles"));
     if (L->direct) {
-        size_t per_item = 0;
+        size_t per_item = 0, grid = 0;
         EVAE_TRY(evae_mul3(L->c_phased, L->pvol, sizeof(float), &per_item, "conv3d phase tensor"));
-        size_t fit = EVAE_CONV_CHUNK_BYTES / per_item;
+        if (L->gemm) {
+            evae_conv_gemm_geometry(L);
+            if (L->grid_len > INT_MAX || L->c_phased > INT_MAX || L->pairs > INT_MAX)
+                return evae_fail(EELSVAE_ERR_UNSUPPORTED,
+                                 "conv3d: a phase grid of %zu points or %zu channels exceeds BLAS's int dimensions",
+                                 L->grid_len, L->c_phased);
+            EVAE_TRY(evae_mul3(L->c_small, L->grid_len, sizeof(float), &grid, "conv3d output grid"));
+            per_item += grid;
+        }
+        size_t fit = test_chunk_cap > 0 ? 1 : EVAE_CONV_CHUNK_BYTES / per_item;
         L->phase_items = fit < 1 ? 1 : fit < batch ? fit : batch;
         return EELSVAE_OK;
     }
@@ -219,16 +229,14 @@ static eelsvae_status set_sizes(evae_conv3d *L, size_t batch)
     return EELSVAE_OK;
 }
 
-/* Separable DFT matrices of each axis (see conv3d_impl.h), in double then
- * rounded, so that the kernel spectra match FFTW's convention e^{−2πi f j / F}. */
-static eelsvae_status make_dft_matrices(evae_conv3d *L)
+/* Fill the separable DFT matrices of each axis (see conv3d_impl.h), in
+ * double then rounded, so that the kernel spectra match FFTW's convention
+ * e^{−2πi f j / F}. */
+static void make_dft_matrices(evae_conv3d *L)
 {
     for (int a = 0; a < 3; a++) {
         const evae_conv_axis *ax = &L->ax[a];
         size_t rows = a == 2 ? ax->f / 2 + 1 : ax->f;
-        EVAE_TRY(evae_alloc_array(rows * ax->kp, sizeof(fftwf_complex), (void **)&L->dft_fwd[a], "conv3d DFT"));
-        EVAE_TRY(evae_alloc_array(rows * ax->kp, sizeof(fftwf_complex), (void **)&L->dft_conj[a], "conv3d DFT"));
-        EVAE_TRY(evae_alloc_array(rows * ax->kp, sizeof(fftwf_complex), (void **)&L->dft_inv[a], "conv3d DFT"));
         for (size_t f = 0; f < rows; f++) {
             /* On E only half the spectrum is kept: the other half of a real
              * signal's inverse is the conjugate, hence weight 2 inside. */
@@ -245,37 +253,129 @@ static eelsvae_status make_dft_matrices(evae_conv3d *L)
             }
         }
     }
+}
+
+/* ---- buffer sizes: the one statement of what a layer allocates ------------ */
+
+eelsvae_status evae_conv_alloc(evae_conv3d *L, size_t bytes, bool zero, void **out, const char *what)
+{
+    *out = NULL;
+    if (bytes == 0) return EELSVAE_OK;
+    EVAE_TRY(zero ? evae_alloc_zeros(bytes, 1, out, what) : evae_alloc_array(bytes, 1, out, what));
+    L->allocated += bytes;
     return EELSVAE_OK;
 }
 
-static eelsvae_status alloc_fft_buffers(evae_conv3d *L)
+/* The phase tensors at `items` items: the big side and, for the FFT engine,
+ * its gradient (both live at once in a Conv3d's backward); the GEMM
+ * engine's output grid. */
+static eelsvae_status phase_buffer_bytes(const evae_conv3d *L, size_t items, evae_conv_buffers *b)
 {
-    size_t n = 0;
-    EVAE_TRY(evae_mul(L->freqs, L->ld_big, &n, "conv3d spectra"));
-    EVAE_TRY(evae_alloc_zeros(n, sizeof(fftwf_complex), (void **)&L->spec_big, "conv3d spectra"));
-    EVAE_TRY(evae_mul(L->freqs, L->ld_small, &n, "conv3d spectra"));
-    EVAE_TRY(evae_alloc_zeros(n, sizeof(fftwf_complex), (void **)&L->spec_small, "conv3d spectra"));
-    EVAE_TRY(evae_mul(L->freqs, L->pairs, &n, "conv3d kernel spectra"));
-    EVAE_TRY(evae_alloc_array(n, sizeof(fftwf_complex), (void **)&L->kspec, "conv3d kernel spectra"));
-    EVAE_TRY(evae_alloc_array(n, sizeof(fftwf_complex), (void **)&L->gspec, "conv3d weight-gradient spectra"));
-    EVAE_TRY(evae_alloc_array(L->dft_work_count, sizeof(fftwf_complex), (void **)&L->dft_work, "conv3d DFT work"));
-    return make_dft_matrices(L);
+    EVAE_TRY(evae_mul4(items, L->c_phased, L->pvol, sizeof(float), &b->phase, "conv3d phase tensor"));
+    b->dphase = L->direct ? 0 : b->phase;
+    b->grid = 0;
+    if (L->gemm) EVAE_TRY(evae_mul4(items, L->c_small, L->grid_len, sizeof(float), &b->grid, "conv3d output grid"));
+    return EELSVAE_OK;
 }
 
-/* The phase tensors: the big side and, for the FFT engine, its gradient
- * (both live at once in a Conv3d's backward). */
+/* Per-thread buffers: an FFT group of tiles, a direct engine's output row
+ * or the GEMM engine's block of copied rows. */
+static eelsvae_status thread_buffer_bytes(const evae_conv3d *L, size_t threads, size_t *bytes)
+{
+    size_t per_thread = L->gemm     ? evae_conv_gemm_scratch(L)
+                        : L->direct ? (L->ax[2].m + 15) / 16 * 16
+                                    : EVAE_CONV_GROUP * L->tile_stride;
+    return evae_mul3(threads, per_thread, sizeof(float), bytes, "conv3d thread buffers");
+}
+
+static eelsvae_status fft_buffer_bytes(const evae_conv3d *L, evae_conv_buffers *b)
+{
+    const size_t cplx = sizeof(fftwf_complex);
+    EVAE_TRY(evae_mul3(L->freqs, L->ld_big, cplx, &b->spec_big, "conv3d spectra"));
+    EVAE_TRY(evae_mul3(L->freqs, L->ld_small, cplx, &b->spec_small, "conv3d spectra"));
+    EVAE_TRY(evae_mul3(L->freqs, L->pairs, cplx, &b->kspec, "conv3d kernel spectra"));
+    b->gspec = b->kspec;
+    EVAE_TRY(evae_mul(L->dft_work_count, cplx, &b->dft_work, "conv3d DFT work"));
+    for (int a = 0; a < 3; a++) {
+        const evae_conv_axis *ax = &L->ax[a];
+        size_t rows = a == 2 ? ax->f / 2 + 1 : ax->f; /* ≤ EVAE_CONV_MAX_TILE */
+        EVAE_TRY(evae_mul3(rows, ax->kp, cplx, &b->dft[a], "conv3d DFT"));
+    }
+    return EELSVAE_OK;
+}
+
+static eelsvae_status direct_buffer_bytes(const evae_conv3d *L, evae_conv_buffers *b)
+{
+    if (L->gemm) return evae_conv_gemm_buffers(L, b);
+    EVAE_TRY(evae_mul3(L->pairs, L->taps, sizeof(float), &b->wphase, "conv3d phase kernels"));
+    EVAE_TRY(evae_mul3(L->pairs, L->taps, sizeof(double), &b->wgrad, "conv3d weight gradient"));
+    return EELSVAE_OK;
+}
+
+/* Everything create allocates for planned layer L, with `threads` threads. */
+static eelsvae_status plan_buffers(const evae_conv3d *L, size_t threads, evae_conv_buffers *b)
+{
+    memset(b, 0, sizeof *b);
+    b->layer = sizeof *L;
+    EVAE_TRY(phase_buffer_bytes(L, L->phase_items, b));
+    EVAE_TRY(thread_buffer_bytes(L, threads, &b->gather));
+    return L->direct ? direct_buffer_bytes(L, b) : fft_buffer_bytes(L, b);
+}
+
+static eelsvae_status buffers_total(const evae_conv_buffers *b, size_t *total)
+{
+    const size_t parts[] = {b->layer,     b->phase,     b->dphase,     b->grid,       b->gather,
+                            b->spec_big,  b->spec_small, b->kspec,     b->gspec,      b->dft_work,
+                            b->dft[0],    b->dft[0],    b->dft[0],     b->dft[1],     b->dft[1],
+                            b->dft[1],    b->dft[2],    b->dft[2],     b->dft[2],     b->wphase,
+                            b->wgrad,     b->wtap_grad, b->tap_offsets, b->tap_list,  b->group_list,
+                            b->grad_part};
+    size_t sum = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        if (parts[i] > SIZE_MAX - sum)
+            return evae_fail(EELSVAE_ERR_OVERFLOW, "conv3d: the work buffers' total size overflows");
+        sum += parts[i];
+    }
+    *total = sum;
+    return EELSVAE_OK;
+}
+
+/* ---- allocation ------------------------------------------------------------ */
+
+static eelsvae_status alloc_fft_buffers(evae_conv3d *L, const evae_conv_buffers *b)
+{
+    EVAE_TRY(evae_conv_alloc(L, b->spec_big, true, (void **)&L->spec_big, "conv3d spectra"));
+    EVAE_TRY(evae_conv_alloc(L, b->spec_small, true, (void **)&L->spec_small, "conv3d spectra"));
+    EVAE_TRY(evae_conv_alloc(L, b->kspec, false, (void **)&L->kspec, "conv3d kernel spectra"));
+    EVAE_TRY(evae_conv_alloc(L, b->gspec, false, (void **)&L->gspec, "conv3d weight-gradient spectra"));
+    EVAE_TRY(evae_conv_alloc(L, b->dft_work, false, (void **)&L->dft_work, "conv3d DFT work"));
+    for (int a = 0; a < 3; a++) {
+        EVAE_TRY(evae_conv_alloc(L, b->dft[a], false, (void **)&L->dft_fwd[a], "conv3d DFT"));
+        EVAE_TRY(evae_conv_alloc(L, b->dft[a], false, (void **)&L->dft_conj[a], "conv3d DFT"));
+        EVAE_TRY(evae_conv_alloc(L, b->dft[a], false, (void **)&L->dft_inv[a], "conv3d DFT"));
+    }
+    make_dft_matrices(L);
+    return EELSVAE_OK;
+}
+
+/* The phase tensors and grid (phase_buffer_bytes) for `items` items,
+ * replacing those held. */
 static eelsvae_status alloc_phase_buffers(evae_conv3d *L, size_t items)
 {
-    size_t n = 0;
+    evae_conv_buffers b;
+    memset(&b, 0, sizeof b);
+    EVAE_TRY(phase_buffer_bytes(L, items, &b));
     float *phase = NULL, *dphase = NULL;
-    EVAE_TRY(evae_mul3(items, L->c_phased, L->pvol, &n, "conv3d phase tensor"));
-    EVAE_TRY(evae_alloc_zeros(n, sizeof(float), (void **)&phase, "conv3d phase tensor"));
-    if (!L->direct) {
-        eelsvae_status st = evae_alloc_zeros(n, sizeof(float), (void **)&dphase, "conv3d phase tensor");
-        if (st != EELSVAE_OK) {
-            evae_free(phase);
-            return st;
-        }
+    if (L->gemm) {
+        evae_free(L->grid);
+        L->grid = NULL;
+        EVAE_TRY(evae_conv_alloc(L, b.grid, true, (void **)&L->grid, "conv3d output grid"));
+    }
+    EVAE_TRY(evae_conv_alloc(L, b.phase, true, (void **)&phase, "conv3d phase tensor"));
+    eelsvae_status st = evae_conv_alloc(L, b.dphase, true, (void **)&dphase, "conv3d phase tensor");
+    if (st != EELSVAE_OK) {
+        evae_free(phase);
+        return st;
     }
     if (L->dphase != L->phase) evae_free(L->dphase);
     evae_free(L->phase);
@@ -285,24 +385,23 @@ static eelsvae_status alloc_phase_buffers(evae_conv3d *L, size_t items)
     return EELSVAE_OK;
 }
 
-static eelsvae_status alloc_direct_buffers(evae_conv3d *L)
+static eelsvae_status alloc_direct_buffers(evae_conv3d *L, const evae_conv_buffers *b)
 {
-    EVAE_TRY(evae_alloc_array(L->pairs * L->taps, sizeof(float), (void **)&L->wphase, "conv3d phase kernels"));
-    EVAE_TRY(evae_alloc_array(L->pairs * L->taps, sizeof(double), (void **)&L->wgrad, "conv3d weight gradient"));
+    if (L->gemm) return evae_conv_gemm_alloc(L, b);
+    EVAE_TRY(evae_conv_alloc(L, b->wphase, false, (void **)&L->wphase, "conv3d phase kernels"));
+    EVAE_TRY(evae_conv_alloc(L, b->wgrad, false, (void **)&L->wgrad, "conv3d weight gradient"));
     return EELSVAE_OK;
 }
 
-/* Per-thread buffers (FFT groups of tiles, or a direct engine's output
- * row), grown when the thread count grew since. */
+/* Per-thread buffers (thread_buffer_bytes), grown when the thread count
+ * grew since. */
 static eelsvae_status ensure_thread_buffers(evae_conv3d *L)
 {
-    size_t threads = (size_t)evae_threads();
+    size_t threads = (size_t)evae_threads(), bytes = 0;
     if (threads <= L->gather_threads) return EELSVAE_OK;
-    size_t per_thread = L->direct ? (L->ax[2].m + 15) / 16 * 16 : EVAE_CONV_GROUP * L->tile_stride;
     float *grown = NULL;
-    size_t n = 0;
-    EVAE_TRY(evae_mul(threads, per_thread, &n, "conv3d thread buffers"));
-    EVAE_TRY(evae_alloc_zeros(n, sizeof(float), (void **)&grown, "conv3d thread buffers"));
+    EVAE_TRY(thread_buffer_bytes(L, threads, &bytes));
+    EVAE_TRY(evae_conv_alloc(L, bytes, true, (void **)&grown, "conv3d thread buffers"));
     evae_free(L->gather);
     L->gather = grown;
     L->gather_threads = threads;
@@ -333,7 +432,19 @@ static eelsvae_status make_plans(evae_conv3d *L)
     return EELSVAE_OK;
 }
 
-static eelsvae_status build_layer(evae_conv3d *L, const evae_conv3d_shape *shape, int batch)
+/* Sizes that a batch of `batch` items must keep within size_t. */
+static eelsvae_status check_batch_sizes(const evae_conv3d *L, int batch)
+{
+    if (batch < 1) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "conv3d: batch %d (must be ≥ 1)", batch);
+    size_t n = 0, c = L->c_big > L->c_small ? L->c_big : L->c_small;
+    size_t vol = L->vol_big > L->vol_small ? L->vol_big : L->vol_small;
+    EVAE_TRY(evae_mul3((size_t)batch, c, vol, &n, "conv3d batch size"));
+    return evae_mul((size_t)batch, L->tiles_per_item, &n, "conv3d batch tiles");
+}
+
+/* Everything about a layer but its buffers and plans: shape checks,
+ * geometry, engine and tile choice, sizes. Allocates nothing. */
+static eelsvae_status plan_layer(evae_conv3d *L, const evae_conv3d_shape *shape, int batch)
 {
     if (batch < 1) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "conv3d: batch %d (must be ≥ 1)", batch);
     EVAE_TRY(evae_conv3d_output_dims(shape, L->out_dims));
@@ -341,18 +452,45 @@ static eelsvae_status build_layer(evae_conv3d *L, const evae_conv3d_shape *shape
     L->batch = (size_t)batch;
     EVAE_TRY(set_geometry(L));
     EVAE_TRY(set_sizes(L, L->batch));
-    EVAE_TRY(evae_conv3d_set_batch(L, batch));
+    return check_batch_sizes(L, batch);
+}
+
+eelsvae_status evae_conv3d_workspace_bytes(const evae_conv3d_shape *shape, int batch, size_t *bytes)
+{
+    if (!bytes) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "conv3d workspace: NULL output");
+    evae_conv3d L;
+    memset(&L, 0, sizeof L);
+    evae_conv_buffers b;
+    EVAE_TRY(plan_layer(&L, shape, batch));
+    EVAE_TRY(plan_buffers(&L, (size_t)evae_threads(), &b));
+    return buffers_total(&b, bytes);
+}
+
+size_t evae_conv3d_allocated_bytes(const evae_conv3d *L)
+{
+    return L ? L->created_bytes : 0;
+}
+
+/* Plan, then allocate exactly what plan_buffers lists (L itself is
+ * allocated already). */
+static eelsvae_status build_layer(evae_conv3d *L, const evae_conv3d_shape *shape, int batch)
+{
+    evae_conv_buffers b;
+    L->allocated = sizeof *L;
+    EVAE_TRY(plan_layer(L, shape, batch));
+    EVAE_TRY(plan_buffers(L, (size_t)evae_threads(), &b));
     EVAE_TRY(alloc_phase_buffers(L, L->phase_items));
     EVAE_TRY(ensure_thread_buffers(L));
     if (L->direct) {
-        EVAE_TRY(alloc_direct_buffers(L));
+        EVAE_TRY(alloc_direct_buffers(L, &b));
     } else {
-        EVAE_TRY(alloc_fft_buffers(L));
+        EVAE_TRY(alloc_fft_buffers(L, &b));
         EVAE_TRY(make_plans(L));
     }
+    L->created_bytes = L->allocated;
     evae_log(EELSVAE_LOG_DEBUG, "conv3d %zu→%zu%s: %s, tiles %zu×%zu×%zu, %zu per item, %zu per chunk, %zu phases",
              shape->in_channels, shape->out_channels, shape->transposed ? " (transposed)" : "",
-             L->direct ? "direct" : "FFT", L->ax[0].f, L->ax[1].f, L->ax[2].f, L->tiles_per_item, L->chunk,
+             L->gemm ? "GEMM" : L->direct ? "direct" : "FFT", L->ax[0].f, L->ax[1].f, L->ax[2].f, L->tiles_per_item, L->chunk,
              L->phases);
     return EELSVAE_OK;
 }
@@ -394,6 +532,12 @@ void evae_conv3d_free(evae_conv3d *L)
     evae_free(L->dft_work);
     evae_free(L->wphase);
     evae_free(L->wgrad);
+    evae_free(L->grid);
+    evae_free(L->wtap_grad);
+    evae_free(L->tap_list);
+    evae_free(L->group_list);
+    evae_free(L->tap_offsets);
+    evae_free(L->grad_part);
     evae_free(L->kept);
     evae_free(L);
 }
@@ -401,7 +545,9 @@ void evae_conv3d_free(evae_conv3d *L)
 eelsvae_status evae_conv3d_keep_input_spectra(evae_conv3d *L, bool keep)
 {
     if (!L) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "conv3d: NULL layer");
-    L->keep = keep && !L->direct;
+    /* The GEMM engine keeps its phase tensor or grid instead, when one
+     * block holds the whole batch; the direct loops keep nothing. */
+    L->keep = keep && (!L->direct || L->gemm);
     L->kept_input = NULL;
     if (!L->keep) {
         evae_free(L->kept);
@@ -414,11 +560,7 @@ eelsvae_status evae_conv3d_keep_input_spectra(evae_conv3d *L, bool keep)
 eelsvae_status evae_conv3d_set_batch(evae_conv3d *L, int batch)
 {
     if (!L) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "conv3d: NULL layer");
-    if (batch < 1) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "conv3d: batch %d (must be ≥ 1)", batch);
-    size_t n = 0, c = L->c_big > L->c_small ? L->c_big : L->c_small;
-    size_t vol = L->vol_big > L->vol_small ? L->vol_big : L->vol_small;
-    EVAE_TRY(evae_mul3((size_t)batch, c, vol, &n, "conv3d batch size"));
-    EVAE_TRY(evae_mul((size_t)batch, L->tiles_per_item, &n, "conv3d batch tiles"));
+    EVAE_TRY(check_batch_sizes(L, batch));
     /* A larger batch may let a chunk touch more items than the phase
      * tensors were sized for (the direct engine works in blocks instead). */
     if (L->phase && !L->direct && chunk_items(L, (size_t)batch) > L->phase_items)
@@ -547,7 +689,8 @@ static eelsvae_status reserve_kept(evae_conv3d *L)
     if (chunks <= L->kept_chunks) return EELSVAE_OK;
     fftwf_complex *grown = NULL;
     EVAE_TRY(evae_mul(chunks, input_block(L), &n, "conv3d kept spectra"));
-    EVAE_TRY(evae_alloc_array(n, sizeof(fftwf_complex), (void **)&grown, "conv3d kept spectra"));
+    EVAE_TRY(evae_mul(n, sizeof(fftwf_complex), &n, "conv3d kept spectra"));
+    EVAE_TRY(evae_conv_alloc(L, n, false, (void **)&grown, "conv3d kept spectra"));
     evae_free(L->kept);
     L->kept = grown;
     L->kept_chunks = chunks;
@@ -569,6 +712,10 @@ static void use_kept_block(evae_conv3d *L, const chunk *ck, fftwf_complex *own)
 /* small ← conv(big) + bias: the conv layer's forward. */
 static void conv_forward(evae_conv3d *L, float *small, const float *big, const float *w, const float *b)
 {
+    if (L->gemm) {
+        evae_conv_gemm_forward(L, small, big, w, b, false);
+        return;
+    }
     if (L->direct) {
         STEP(L, mix, evae_conv_direct_forward(L, small, big, w, b, false));
         return;
@@ -591,6 +738,10 @@ static void conv_forward(evae_conv3d *L, float *small, const float *big, const f
 static void convt_forward(evae_conv3d *L, float *big, const float *small, const float *w, const float *b)
 {
     STEP(L, weight, evae_conv_fill_bias(L, big, b, L->c_big, L->vol_big));
+    if (L->gemm) {
+        evae_conv_gemm_adjoint(L, big, small, w);
+        return;
+    }
     if (L->direct) {
         STEP(L, mix, evae_conv_direct_adjoint(L, big, small, w));
         return;
@@ -614,6 +765,10 @@ static void convt_forward(evae_conv3d *L, float *big, const float *small, const 
  * dy serve both. */
 static void conv_backward(evae_conv3d *L, float *dx, float *dw, const float *dy, const float *x, const float *w)
 {
+    if (L->gemm) {
+        evae_conv_gemm_backward(L, dx, dw, dy, x, w, true, kept_for(L, x) && L->phase_items >= L->batch);
+        return;
+    }
     if (L->direct) {
         if (dx) STEP(L, mix, evae_conv_direct_adjoint(L, dx, dy, w));
         if (dw) STEP(L, mix, evae_conv_direct_grad(L, dw, dy, x));
@@ -649,6 +804,10 @@ static void conv_backward(evae_conv3d *L, float *dx, float *dw, const float *dy,
  * side, dy the big side). The spectra of dy serve both. */
 static void convt_backward(evae_conv3d *L, float *dx, float *dw, const float *dy, const float *x, const float *w)
 {
+    if (L->gemm) {
+        evae_conv_gemm_backward(L, dx, dw, dy, x, w, false, kept_for(L, x) && L->phase_items >= L->batch);
+        return;
+    }
     if (L->direct) {
         if (dx) STEP(L, mix, evae_conv_direct_forward(L, dx, dy, w, NULL, true));
         if (dw) STEP(L, mix, evae_conv_direct_grad(L, dw, x, dy));
@@ -681,7 +840,7 @@ eelsvae_status evae_conv3d_forward(evae_conv3d *L, float *y, const float *x, con
     if (!L || !y || !x || !w)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "conv3d forward: NULL layer, output, input or weights");
     EVAE_TRY(ensure_thread_buffers(L));
-    if (L->keep) EVAE_TRY(reserve_kept(L));
+    if (L->keep && !L->direct) EVAE_TRY(reserve_kept(L));
     int saved = evae_conv_blas_single();
     if (L->shape.transposed) {
         convt_forward(L, y, x, w, b);

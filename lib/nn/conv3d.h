@@ -1,9 +1,12 @@
 /*
- * Private: 3-D convolution and transposed convolution layers computed
- * through FFTs (FFTW single precision, overlap-save tiles, polyphase strides,
- * one complex GEMM per frequency; see conv3d_impl.h). Layers with a single
- * channel on one side (the model's first and last) use direct loops when
- * the cost model says they are cheaper. Nothing here is exported.
+ * Private: 3-D convolution and transposed convolution layers, computed by
+ * one of three engines that a fixed cost model picks per layer shape (see
+ * conv3d_impl.h): FFTs (FFTW single precision, overlap-save tiles, polyphase
+ * strides, one complex GEMM per frequency), direct convolution as GEMMs on
+ * the polyphase grid (sgemm, or an AVX-512 kernel where the CPU has one),
+ * or direct row loops for layers with a single channel on one side. On the
+ * FAST preset the GEMM engine wins every layer; the FFT engine wins the
+ * paper preset's 3×3×5 layers. Nothing here is exported.
  *
  * Conventions are PyTorch's, so that a PyTorch dump can check them:
  * - tensors are [N][C][Y][X][E], float32, E fastest;
@@ -27,7 +30,8 @@
  * single-threaded (OpenMP spreads them; OpenBLAS is set to one thread,
  * process-wide, for the duration of a call and restored after), and every
  * overlapping accumulation happens in a fixed order, so the same inputs give
- * the same bits on every run, whatever the OpenMP thread count.
+ * the same bits on every run, whatever the OpenMP thread count. (Machines
+ * with and without AVX-512 may pick different engines, hence other bits.)
  */
 #ifndef EVAE_NN_CONV3D_H
 #define EVAE_NN_CONV3D_H
@@ -64,6 +68,20 @@ eelsvae_status evae_conv3d_output_dims(const evae_conv3d_shape *shape, size_t ou
  * planner is not thread-safe. */
 eelsvae_status evae_conv3d_create(evae_conv3d **layer, const evae_conv3d_shape *shape, int batch);
 
+/* The bytes evae_conv3d_create(&layer, shape, batch) would allocate now,
+ * computed without allocating: the layer object and every work buffer of
+ * the engine the same cost model picks (the test hooks below included),
+ * per-thread buffers for evae_threads() threads. Create allocates exactly
+ * this (both read one list of buffer sizes); FFTW's plans (kilobytes, in
+ * FFTW's own allocator) are not counted. Later growth is not included:
+ * kept input spectra (evae_conv3d_keep_input_spectra), a set_batch above
+ * the created batch, more threads. Fails as create would on a bad shape. */
+eelsvae_status evae_conv3d_workspace_bytes(const evae_conv3d_shape *shape, int batch, size_t *bytes);
+
+/* Tests only: the bytes create allocated for this layer (0 for NULL),
+ * counted where each buffer is allocated. */
+size_t evae_conv3d_allocated_bytes(const evae_conv3d *layer);
+
 /* NULL is a no-op. */
 void evae_conv3d_free(evae_conv3d *layer);
 
@@ -93,17 +111,21 @@ eelsvae_status evae_conv3d_backward(evae_conv3d *layer, float *dx, float *dw, fl
  * fifth of a training step's transforms. It costs the whole batch's input
  * spectra in memory, and holds only while the next backward gets the same
  * x pointer, unchanged since the forward, and the same batch size; any
- * other backward recomputes them. A layer on the direct engine keeps
- * nothing. */
+ * other backward recomputes them. A layer on the GEMM engine keeps its
+ * rearranged input instead (no extra memory) when it holds the whole batch
+ * at once; on the direct loops, nothing. */
 eelsvae_status evae_conv3d_keep_input_spectra(evae_conv3d *layer, bool keep);
 
 /* Tests only: cap the tiles per chunk of layers this thread creates from
  * now on (0 removes the cap), so that small shapes run through several
- * chunks. Rounded up to the FFT group size. */
+ * chunks. Rounded up to the FFT group size. Layers on the direct or GEMM
+ * engines then take one item per block. */
 void evae_conv3d_test_chunk_cap(size_t tiles);
 
 /* Tests only: make layers this thread creates from now on use one engine:
- * 0 the cost model's choice, 1 FFT tiles, 2 direct loops (any shape). */
+ * 0 the cost model's choice, 1 FFT tiles, 2 direct loops, 3 per-tap sgemm
+ * on the phase grid, 4 the same through its vector kernel (3 where the CPU
+ * lacks AVX-512), on any shape. */
 void evae_conv3d_test_engine(int engine);
 
 /* Tests and benchmarks only: FFT tile lengths (Y, X, E) for the layers

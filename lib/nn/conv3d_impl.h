@@ -29,6 +29,10 @@
  * Direct engine (layers with a single channel on one side, where transforms
  * would cost more than they save): the same phase tensor, with the taps
  * applied by contiguous row multiply-adds.
+ *
+ * GEMM engine (layers whose FFTs would save few multiply-adds, e.g. the
+ * stride-2 3×3×3 layers): the same phase tensor, each tap one sgemm on the
+ * flattened grid (conv3d_gemm.c explains why no im2col is needed).
  */
 #ifndef EVAE_NN_CONV3D_IMPL_H
 #define EVAE_NN_CONV3D_IMPL_H
@@ -77,14 +81,44 @@ typedef struct evae_conv_profile {
     double weight;    /* weight gradient from its spectra, bias gradient, bias fill */
 } evae_conv_profile;
 
+/* GEMM engine: a kernel tap (flattened index k into kY·kX·kE) and its
+ * flattened offset on the phase grid; a group of taps of one phase. */
+typedef struct evae_conv_tap {
+    size_t k, offset;
+} evae_conv_tap;
+
+typedef struct evae_conv_group {
+    size_t first, count; /* taps tap_list[first .. first + count) */
+    size_t phase;
+    bool opens_phase; /* the phase's first group */
+} evae_conv_group;
+
 typedef enum evae_conv_mix { EVAE_MIX_FORWARD, EVAE_MIX_ADJOINT, EVAE_MIX_GRAD } evae_conv_mix_kind;
+
+/* Bytes of every buffer evae_conv3d_create allocates for a planned layer
+ * (0: not allocated). The one statement of the sizing rules: create
+ * allocates what this lists, and evae_conv3d_workspace_bytes sums it
+ * without allocating. */
+typedef struct evae_conv_buffers {
+    size_t layer;                /* the evae_conv3d object itself */
+    size_t phase, dphase, grid;  /* at phase_items items (direct engines: no dphase) */
+    size_t gather;               /* every thread's buffer, evae_threads() of them */
+    size_t spec_big, spec_small; /* FFT engine: chunk spectra */
+    size_t kspec, gspec;         /* FFT engine: kernel and weight-gradient spectra */
+    size_t dft_work;             /* FFT engine: separable-DFT temporaries */
+    size_t dft[3];               /* FFT engine: EACH of dft_fwd[a], dft_conj[a], dft_inv[a] */
+    size_t wphase;               /* direct loops' phase kernels, or the GEMM engine's four weight tables */
+    size_t wgrad;                /* direct loops: weight-gradient sums */
+    size_t wtap_grad, tap_offsets, tap_list, group_list, grad_part; /* GEMM engine */
+} evae_conv_buffers;
 
 struct evae_conv3d {
     evae_conv3d_shape shape;
     size_t batch;
     size_t out_dims[3];
     evae_conv_axis ax[3];
-    bool direct; /* direct loops instead of FFTs */
+    bool direct; /* the phase grid without FFT tiles: direct loops, or GEMMs when `gemm` */
+    bool gemm;   /* per-tap GEMMs on the phase grid (conv3d_gemm.c) */
 
     size_t c_big;          /* C: channels of the big side */
     size_t c_small;        /* O: channels of the small side */
@@ -134,11 +168,28 @@ struct evae_conv3d {
     size_t kept_batch;
 
     /* Direct engine buffers. */
-    float *wphase;   /* [O][C'][taps]: phase kernels */
+    float *wphase;   /* [O][C'][taps]: phase kernels (the GEMM engine's weight tables) */
     double *wgrad;   /* [O][C'][taps]: weight-gradient sums */
+
+    /* GEMM engine (see conv3d_gemm.c): the small side on the flattened
+     * phase grid, GRID[item][o][margin + q̂]. */
+    size_t margin;     /* ĵ_max (the last phase tap's flattened offset) rounded up to 16 */
+    size_t grid_used;  /* Q: one past the last valid output's flattened index */
+    size_t grid_len;   /* floats per GRID plane: margin + pvol, rounded up to 16 */
+    float *grid;       /* [phase_items][O][grid_len] */
+    evae_conv_tap *tap_list;     /* [kvol]: the kernel taps sorted by phase */
+    evae_conv_group *group_list; /* [groups] */
+    size_t groups;
+    float *wtap_grad; /* per group [O][g·C]: weight-gradient sums */
+    size_t *tap_offsets; /* [2][kvol]: the tap kernel's source offsets (forward, adjoint) */
+    bool tap_kernel;     /* all three passes through the vector kernel instead of sgemm */
+    float *grad_part;    /* tap kernel: [C][⌈O/4⌉][kvol][4][16] lane-wise weight-gradient sums */
 
     bool profiling;
     evae_conv_profile profile;
+
+    size_t allocated;     /* bytes allocated through evae_conv_alloc so far */
+    size_t created_bytes; /* of which by create (evae_conv3d_allocated_bytes) */
 };
 
 /* Engine and tile choice (conv3d_plan.c): sets direct and ax[].f, v, tiles,
@@ -171,5 +222,34 @@ void evae_conv_direct_forward(evae_conv3d *L, float *small, const float *big, co
                               bool accumulate);
 void evae_conv_direct_adjoint(evae_conv3d *L, float *big, const float *small, const float *w);
 void evae_conv_direct_grad(evae_conv3d *L, float *dw, const float *small, const float *big);
+
+/* Every work buffer of a layer is allocated through this (conv3d.c), which
+ * counts the bytes; none when bytes is 0 (*out = NULL). */
+eelsvae_status evae_conv_alloc(evae_conv3d *L, size_t bytes, bool zero, void **out, const char *what);
+
+/* GEMM engine (conv3d_gemm.c): whole passes on the phase grid. */
+void evae_conv_gemm_geometry(evae_conv3d *L);
+size_t evae_conv_gemm_scratch(const evae_conv3d *L);
+/* Its buffers' bytes (wphase, wtap_grad, tap_offsets, tap_list,
+ * group_list, grad_part), and their allocation from that list. */
+eelsvae_status evae_conv_gemm_buffers(const evae_conv3d *L, evae_conv_buffers *b);
+eelsvae_status evae_conv_gemm_alloc(evae_conv3d *L, const evae_conv_buffers *b);
+
+/* The GEMM engine's vector kernel (end of conv3d_gemm.c), where the CPU has it:
+ * out[r][q] = Σ_k Σ_s wt[k][s][r] · src[off[k] + s·src_stride + q] for
+ * r < rows, q in [col0, col0 + cols), rows out_stride apart. */
+bool evae_conv_taps_available(void);
+void evae_conv_tap_sum(float *out, size_t out_stride, size_t rows, size_t col0, size_t cols, const float *src,
+                       const size_t *off, size_t ntaps, size_t src_stride, size_t sn, const float *wt);
+/* part[t][o][lane] += Σ_q g[o·g_stride + q] · x[xoff[t] + q], q in [q0, q0 + qn),
+ * for o < ob ≤ 4 and t < ntaps (part: [ntaps][4][16]): lane-wise sums of
+ * the weight gradient. */
+void evae_conv_tap_grad(float *part, const float *g, size_t g_stride, size_t ob, const float *x, const size_t *xoff,
+                        size_t ntaps, size_t q0, size_t qn);
+void evae_conv_gemm_forward(evae_conv3d *L, float *small, const float *big, const float *w, const float *bias,
+                            bool accumulate);
+void evae_conv_gemm_adjoint(evae_conv3d *L, float *big, const float *small, const float *w);
+void evae_conv_gemm_backward(evae_conv3d *L, float *dx, float *dw, const float *dy, const float *x, const float *w,
+                             bool small_is_dy, bool input_kept);
 
 #endif /* EVAE_NN_CONV3D_IMPL_H */

@@ -30,6 +30,14 @@ static const double energy_factor[] = {1.923, 1.897, 1.168, 1.194, 1.050, 1.113,
 #define BYTE_NS 0.1             /* streaming one byte of a table through memory */
 #define ROW_NS 2.0              /* overhead of one row multiply-add in the direct engine */
 #define MAC_NS 0.04             /* one multiply-add of it, vectorised */
+#define SGEMM_MAC_NS 0.0116     /* one multiply-add in a large sgemm, one core (86 GMAC/s) */
+#define GRID_NS_PER_POINT 0.3  /* the GEMM engine's grid: fill or crop one point */
+/* The FFT and direct models above rank tile shapes well but came out 1.3–2.0×
+ * (FFT) and ≈ 1.9× (direct) below the measured time of whole layers
+ * (bench/conv3d_bench.c, FAST preset, one thread); the GEMM model was fitted
+ * to whole GEMM layers. Comparing engines needs the same footing. */
+#define FFT_MODEL_BIAS 1.75
+#define DIRECT_MODEL_BIAS 1.9
 
 static double length_factor(size_t f, bool energy)
 {
@@ -123,10 +131,31 @@ static double direct_step_seconds(const evae_conv3d *L)
     return 3.0 * rows * (ROW_NS + (double)ax[2].m * MAC_NS) * NS + phase_seconds(L, p);
 }
 
+/* Seconds per item of a training step through the GEMM engine: three
+ * passes over the flattened phase grid, junk points included. With the
+ * vector kernel (conv3d_gemm.c, AVX-512) every pass runs near a fixed
+ * fraction of the core's peak whatever the channel counts; through sgemm,
+ * one GEMM per kernel tap (K = C or O) slows with the thin side of its
+ * operands, and the weight gradient (thin M and N, long K) more so. */
+static double gemm_step_seconds(const evae_conv3d *L, bool tap_kernel)
+{
+    const evae_conv_axis *ax = L->ax;
+    size_t p[3];
+    for (int a = 0; a < 3; a++) p[a] = ax[a].m + ax[a].kp - 1;
+    double grid = (double)(p[0] * p[1] * p[2]);
+    double kvol = (double)(L->shape.kernel[0] * L->shape.kernel[1] * L->shape.kernel[2]);
+    double macs = (double)L->c_small * (double)L->c_big * kvol * grid;
+    double thin = (double)(L->c_small < L->c_big ? L->c_small : L->c_big);
+    double pass = macs * SGEMM_MAC_NS * NS * (tap_kernel ? 1.3 : (thin + 6.0) / thin);
+    double grad = macs * SGEMM_MAC_NS * NS * (tap_kernel ? 1.6 : (thin + 16.0) / thin);
+    return 2.0 * pass + grad + phase_seconds(L, p) + 3.0 * (double)L->c_small * grid * GRID_NS_PER_POINT * NS;
+}
+
 /* Pick the engine and, for FFTs, the tile lengths minimising the modelled
- * time; fills ax[].f, v, tiles and p. Direct only with one channel on a
- * side: elsewhere its row loops would not reach GEMM speed, whatever the
- * model says. */
+ * time; fills ax[].f, v, tiles and p. The direct row loops only with one
+ * channel on a side (elsewhere they would not reach GEMM speed, whatever
+ * the model says), and the GEMM engine there only with its vector kernel
+ * (one-channel GEMMs are all overhead). */
 void evae_conv_choose_engine(evae_conv3d *L, size_t batch, int forced, const size_t *forced_tiles)
 {
     size_t cand[3][TILE_LENGTHS], count[3];
@@ -148,8 +177,12 @@ void evae_conv_choose_engine(evae_conv3d *L, size_t batch, int forced, const siz
             size_t kp = L->ax[a].kp, lo = 2 * kp - 1;
             pick[a] = kp == 1 ? 1 : forced_tiles[a] < lo ? lo : forced_tiles[a];
         }
-    bool one_channel = L->c_big == 1 || L->c_small == 1;
-    L->direct = forced ? forced == 2 : one_channel && direct_step_seconds(L) < best;
+    bool one_channel = L->c_big == 1 || L->c_small == 1, vector = evae_conv_taps_available();
+    double fft = FFT_MODEL_BIAS * best, direct = one_channel ? DIRECT_MODEL_BIAS * direct_step_seconds(L) : INFINITY;
+    double gemm = one_channel && !vector ? INFINITY : gemm_step_seconds(L, vector);
+    L->gemm = forced ? forced >= 3 : gemm < fft && gemm < direct;
+    L->tap_kernel = L->gemm && vector && forced != 3;
+    L->direct = forced ? forced >= 2 : L->gemm || direct < fft;
     for (int a = 0; a < 3; a++) {
         evae_conv_axis *ax = &L->ax[a];
         ax->f = L->direct ? ax->kp : pick[a];

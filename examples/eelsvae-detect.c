@@ -1,0 +1,115 @@
+/* eelsvae-detect: find anomalies in a spectrum image with a trained 3D-CVAE —
+ * the same preprocessing as in training, reconstruct every pixel, score by
+ * PCC over the window, threshold with Otsu, measure against a truth mask. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <eelsvae/eelsvae.h>
+
+#include "common/cli.h"
+#include "common/detect.h"
+
+static void usage(void)
+{
+    printf("Usage: %s CUBE --model MODEL --out DIR [options]\n"
+           "Detect spectral anomalies with a model from eelsvae-train: apply the model's\n"
+           "preprocessing, reconstruct every pixel, score it by the Pearson correlation\n"
+           "(PCC) of its spectrum and reconstruction over the window, and threshold with\n"
+           "Otsu (low PCC = anomalous).\n\n"
+           "Writes DIR/score.npy, DIR/mask.npy, DIR/heatmap.png, with --truth\n"
+           "DIR/metrics.json (also printed), with --latent DIR/latent.npy (the latent\n"
+           "mean of every tile, tiles_y × tiles_x × L) and with --recon DIR/recon.npy.\n\n"
+           "Options:\n"
+           "  --model MODEL           model file from eelsvae-train\n"
+           "  --window LO:HI          scoring window in eV (default 690:730)\n"
+           "  --out DIR               output directory (created if missing)\n"
+           "  --truth MASK.npy        y × x mask of the true anomalies\n"
+           "  --energy-offset EV      energy of channel 0 (a .npy file has no calibration)\n"
+           "  --energy-scale EV       eV per channel\n"
+           "  --latent                write latent.npy\n"
+           "  --recon                 write recon.npy (the preprocessed reconstruction)\n"
+           "  --bins N                Otsu histogram bins (default 256)\n"
+           "  --threads T             threads (default: all cores)\n"
+           "  --help                  this text\n",
+           cli_prog());
+}
+
+typedef struct args {
+    const char *cube, *model, *out, *truth;
+    double win_lo, win_hi, e0, de;
+    size_t bins;
+    int latent, recon;
+} args;
+
+static args parse(int argc, char **argv)
+{
+    args a = {NULL, NULL, NULL, NULL, 690, 730, NAN, NAN, 256, 0, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            usage();
+            exit(0);
+        } else if (!strcmp(o, "--model")) a.model = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--window")) cli_window(o, cli_value(argc, argv, &i), &a.win_lo, &a.win_hi);
+        else if (!strcmp(o, "--out")) a.out = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--truth")) a.truth = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--latent")) a.latent = 1;
+        else if (!strcmp(o, "--recon")) a.recon = 1;
+        else if (!strcmp(o, "--bins")) a.bins = cli_size(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--threads")) cli_check(eelsvae_set_threads((int)cli_size(o, cli_value(argc, argv, &i))), o);
+        else if (o[0] == '-') cli_usage_error("unknown option '%s'", o);
+        else if (a.cube) cli_usage_error("one CUBE only (got '%s' and '%s')", a.cube, o);
+        else a.cube = o;
+    }
+    if (!a.cube) cli_usage_error("CUBE is required");
+    if (!a.model) cli_usage_error("--model MODEL is required");
+    if (!a.out) cli_usage_error("--out DIR is required");
+    return a;
+}
+
+static void write_latent(const char *out_dir, const eelsvae_model *model, const eelsvae_cube *prepared)
+{
+    eelsvae_model_options mo;
+    cli_check(eelsvae_model_options_get(model, &mo), "model options");
+    size_t ny = 0, nx = 0, ty = 0, tx = 0;
+    eelsvae_cube_shape(prepared, &ny, &nx, NULL);
+    cli_check(eelsvae_tiling(ny, nx, mo.tile, &ty, &tx), "tiling");
+    size_t n = ty * tx * mo.latent;
+    float *mu = malloc(n * sizeof *mu);
+    if (!mu) cli_fail("out of memory");
+    cli_check(eelsvae_model_encode(model, prepared, mu, NULL, n), "encoding");
+    size_t shape[3] = {ty, tx, mo.latent};
+    cli_check(eelsvae_npy_write(cli_join(out_dir, "latent.npy"), EELSVAE_DTYPE_FLOAT32, mu, 3, shape), "latent.npy");
+    free(mu);
+}
+
+int main(int argc, char **argv)
+{
+    cli_init(argv[0]);
+    args a = parse(argc, argv);
+    cli_make_dir(a.out);
+    eelsvae_model *model = NULL;
+    cli_check(eelsvae_model_load(a.model, &model), a.model);
+    eelsvae_cube *cube = cli_load_cube(a.cube, a.e0, a.de);
+    eelsvae_cube *prepared = NULL, *recon = NULL;
+    cli_check(eelsvae_model_prepare(model, cube, &prepared), "preparing the cube for the model");
+    eelsvae_cube_free(cube);
+    size_t first = 0, count = 0;
+    cli_check(eelsvae_cube_energy_window(prepared, a.win_lo, a.win_hi, &first, &count),
+              "scoring window against the model's energy range");
+    cli_check(eelsvae_model_reconstruct(model, prepared, &recon), "reconstruction");
+
+    cli_detection d = cli_detect(a.out, prepared, recon, a.win_lo, a.win_hi, a.bins);
+    if (a.truth) cli_report_metrics(a.out, "vae", a.truth, &d);
+    if (a.latent) write_latent(a.out, model, prepared);
+    if (a.recon) cli_check(eelsvae_cube_save_npy(recon, cli_join(a.out, "recon.npy")), "recon.npy");
+    cli_detection_free(&d);
+    eelsvae_cube_free(recon);
+    eelsvae_cube_free(prepared);
+    eelsvae_model_free(model);
+    return 0;
+}

@@ -1,0 +1,186 @@
+/* eelsvae-train: train the 3D-CVAE on a bulk (defect-free) spectrum image
+ * and save the model, with a progress bar, checkpoints and resume. */
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <eelsvae/eelsvae.h>
+
+#include "common/cli.h"
+
+static void usage(void)
+{
+    printf("Usage: %s CUBE --model OUT [options]\n"
+           "Train the 3-D convolutional VAE on a bulk spectrum image (raw counts) and\n"
+           "save it to OUT with the preprocessing it applied, so that eelsvae-detect\n"
+           "treats new data identically. Ctrl-C stops cleanly and saves a checkpoint.\n\n"
+           "Options:\n"
+           "  --model OUT             model file to write\n"
+           "  --preset fast|paper     architecture and training preset (default fast)\n"
+           "  --epochs N              epochs (preset: fast 30, paper 60)\n"
+           "  --batch B               tiles per batch (preset: fast 16, paper 4)\n"
+           "  --learning-rate LR      Adam's initial rate (default 1e-3)\n"
+           "  --energy-range LO:HI    energy range the model takes, eV (preset: fast\n"
+           "                          686:733.7, paper 420:813.3); the channel count is\n"
+           "                          rounded down to a multiple of the energy stride\n"
+           "  --exclude MASK.npy      y × x mask: tiles touching a non-zero pixel are not\n"
+           "                          trained on\n"
+           "  --energy-offset EV      energy of channel 0 (a .npy file has no calibration)\n"
+           "  --energy-scale EV       eV per channel\n"
+           "  --seed S                seed of weights, shuffling and sampling (default 1)\n"
+           "  --checkpoint PATH       write a checkpoint to PATH every --checkpoint-every\n"
+           "                          epochs (default every epoch when PATH is given)\n"
+           "  --checkpoint-every N    epochs between checkpoints\n"
+           "  --resume CKPT           continue training from a checkpoint\n"
+           "  --threads T             threads (default: all cores)\n"
+           "  --quiet                 no progress bar\n"
+           "  --help                  this text\n",
+           cli_prog());
+}
+
+typedef struct args {
+    const char *cube, *model, *exclude, *checkpoint, *resume;
+    eelsvae_preset preset;
+    size_t epochs, batch, checkpoint_every;
+    double lr, e_lo, e_hi, e0, de;
+    uint64_t seed;
+    int quiet;
+} args;
+
+static args parse(int argc, char **argv)
+{
+    args a = {0};
+    a.preset = EELSVAE_PRESET_FAST;
+    a.lr = a.e_lo = a.e_hi = a.e0 = a.de = NAN;
+    a.seed = 1;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i];
+        if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
+            usage();
+            exit(0);
+        } else if (!strcmp(o, "--model")) a.model = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--preset")) {
+            const char *p = cli_value(argc, argv, &i);
+            if (!strcmp(p, "fast")) a.preset = EELSVAE_PRESET_FAST;
+            else if (!strcmp(p, "paper")) a.preset = EELSVAE_PRESET_PAPER;
+            else cli_usage_error("--preset: '%s' is neither fast nor paper", p);
+        } else if (!strcmp(o, "--epochs")) a.epochs = cli_size(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--batch")) a.batch = cli_size(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--learning-rate")) a.lr = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--energy-range")) cli_window(o, cli_value(argc, argv, &i), &a.e_lo, &a.e_hi);
+        else if (!strcmp(o, "--exclude")) a.exclude = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--seed")) a.seed = cli_u64(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--checkpoint")) a.checkpoint = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--checkpoint-every")) a.checkpoint_every = cli_size(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--resume")) a.resume = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--threads")) cli_check(eelsvae_set_threads((int)cli_size(o, cli_value(argc, argv, &i))), o);
+        else if (!strcmp(o, "--quiet")) a.quiet = 1;
+        else if (o[0] == '-') cli_usage_error("unknown option '%s'", o);
+        else if (a.cube) cli_usage_error("one CUBE only (got '%s' and '%s')", a.cube, o);
+        else a.cube = o;
+    }
+    if (!a.cube) cli_usage_error("CUBE is required");
+    if (!a.model) cli_usage_error("--model OUT is required");
+    if (a.checkpoint_every && !a.checkpoint) cli_usage_error("--checkpoint-every needs --checkpoint PATH");
+    return a;
+}
+
+/* The energy range as the model's first channel and a channel count that
+ * every strided layer divides. */
+static void apply_energy_range(eelsvae_model_options *mo, const args *a, double dispersion)
+{
+    if (isnan(a->e_lo)) return;
+    size_t stride = 1;
+    for (size_t i = 0; i < mo->conv_layers; i++) stride *= mo->conv[i].stride[2];
+    size_t n = (size_t)floor((a->e_hi - a->e_lo) / dispersion + 1e-6) + 1;
+    n -= n % stride;
+    if (n == 0) cli_usage_error("--energy-range %g:%g holds fewer than %zu channels", a->e_lo, a->e_hi, stride);
+    mo->energy_start = a->e_lo;
+    mo->energy_channels = n;
+}
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int progress(void *user, const eelsvae_train_progress *p)
+{
+    const args *a = user;
+    if (!a->quiet) {
+        int width = 24, filled = (int)(width * (double)p->batch / (double)(p->batches ? p->batches : 1));
+        fprintf(stderr, "\repoch %zu/%zu [%.*s%*s] loss %.4g (rec %.4g, kl %.4g)", p->epoch, p->epochs, filled,
+                "########################", width - filled, "", p->loss, p->reconstruction, p->kl);
+        if (p->epoch_done) {
+            if (!isnan(p->validation_loss)) fprintf(stderr, " val %.4g", p->validation_loss);
+            fprintf(stderr, " lr %.2g", p->learning_rate);
+        }
+        fprintf(stderr, " ETA %.0fm%02.0fs   ", floor(p->eta_seconds / 60), fmod(p->eta_seconds, 60));
+        if (p->epoch_done) fputc('\n', stderr);
+    }
+    return interrupted;
+}
+
+int main(int argc, char **argv)
+{
+    cli_init(argv[0]);
+    args a = parse(argc, argv);
+    eelsvae_cube *cube = cli_load_cube(a.cube, a.e0, a.de);
+    size_t ny = 0, nx = 0;
+    eelsvae_cube_shape(cube, &ny, &nx, NULL);
+    uint8_t *exclude = a.exclude ? cli_load_mask(a.exclude, ny, nx) : NULL;
+
+    eelsvae_model *model = NULL;
+    if (a.resume) {
+        cli_check(eelsvae_model_load(a.resume, &model), a.resume);
+        fprintf(stderr, "resuming from %s\n", a.resume);
+    } else {
+        eelsvae_model_options mo;
+        cli_check(eelsvae_model_options_init(&mo, a.preset), "model options");
+        apply_energy_range(&mo, &a, a.de);
+        cli_check(eelsvae_model_create(&mo, a.seed, &model), "model");
+    }
+    eelsvae_train_options to;
+    cli_check(eelsvae_train_options_init(&to, a.preset), "training options");
+    if (a.epochs) to.epochs = a.epochs;
+    if (a.batch) to.batch = a.batch;
+    if (!isnan(a.lr)) to.learning_rate = a.lr;
+    to.seed = a.seed;
+    to.checkpoint_path = a.checkpoint;
+    to.checkpoint_every = a.checkpoint ? (a.checkpoint_every ? a.checkpoint_every : 1) : 0;
+    to.progress = progress;
+    to.progress_user = &a;
+
+    eelsvae_memory_estimate est = {.struct_size = sizeof est};
+    eelsvae_model_options mo;
+    cli_check(eelsvae_model_options_get(model, &mo), "model options");
+    cli_check(eelsvae_model_estimate_memory(&mo, to.batch, &est), "memory estimate");
+    fprintf(stderr, "model: %zu parameters, tile %zu × %zu × %zu from %g eV, about %.0f MiB to train\n",
+            est.parameters, mo.tile, mo.tile, mo.energy_channels, mo.energy_start,
+            (double)est.total_bytes / 1048576.0);
+
+    signal(SIGINT, on_sigint);
+    const eelsvae_cube *cubes[1] = {cube};
+    const uint8_t *masks[1] = {exclude};
+    eelsvae_status st = eelsvae_model_train(model, cubes, masks, 1, &to);
+    if (st == EELSVAE_ERR_CANCELLED) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s.interrupted", a.model);
+        cli_check(eelsvae_model_save(model, path, 1), path);
+        fprintf(stderr, "\ninterrupted: checkpoint saved to %s; continue with --resume %s\n", path, path);
+        return 130;
+    }
+    cli_check(st, "training");
+    cli_check(eelsvae_model_save(model, a.model, 0), a.model);
+    fprintf(stderr, "saved %s\n", a.model);
+    eelsvae_model_free(model);
+    free(exclude);
+    eelsvae_cube_free(cube);
+    return 0;
+}

@@ -1,0 +1,595 @@
+/* Training the model: the input transform recorded on the first run, tiles
+ * at a stride, a seeded validation split, seeded epochs of shuffled batches,
+ * Adam with clipping, the plateau scheduler, early stopping, checkpoints.
+ *
+ * Every random choice is drawn from a stream derived from (seed, purpose,
+ * epoch, batch) alone, never from a generator carried along, so that a run
+ * resumed from a checkpoint — even one written mid-epoch — continues with
+ * the very draws an uninterrupted run makes. */
+#include "model_private.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../cube/cube_private.h"
+
+/* ---- options ------------------------------------------------------------------ */
+
+eelsvae_status eelsvae_train_options_init(eelsvae_train_options *opt, eelsvae_preset preset)
+{
+    if (!opt) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: NULL pointer");
+    if (preset != EELSVAE_PRESET_PAPER && preset != EELSVAE_PRESET_FAST)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: unknown preset %d", (int)preset);
+    memset(opt, 0, sizeof *opt);
+    opt->struct_size = sizeof *opt;
+    opt->learning_rate = 1e-3;
+    opt->validation_fraction = 0.1;
+    opt->clip_norm = 5.0;
+    opt->seed = 1;
+    if (preset == EELSVAE_PRESET_PAPER) {
+        opt->epochs = 60;
+        opt->batch = 4;
+        opt->plateau_patience = 5;
+        opt->early_stop_patience = 0;
+        opt->tile_stride = 0;
+    } else {
+        opt->epochs = 30;
+        opt->batch = 16;
+        opt->plateau_patience = 3;
+        opt->early_stop_patience = 8;
+        opt->tile_stride = 8;
+    }
+    return EELSVAE_OK;
+}
+
+static eelsvae_status check_train_options(const eelsvae_train_options *o)
+{
+    if (o->epochs == 0) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: epochs is 0");
+    if (o->batch == 0) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: batch is 0");
+    if (!(o->learning_rate > 0.0 && isfinite(o->learning_rate)))
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: learning_rate = %g must be finite and > 0",
+                         o->learning_rate);
+    if (!(o->validation_fraction >= 0.0 && o->validation_fraction < 1.0))
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: validation_fraction = %g must lie in [0, 1)",
+                         o->validation_fraction);
+    if (!(o->clip_norm >= 0.0 && isfinite(o->clip_norm)))
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: clip_norm = %g must be finite and >= 0",
+                         o->clip_norm);
+    if (o->plateau_patience > INT_MAX)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: plateau_patience = %zu is too large",
+                         o->plateau_patience);
+    if (o->early_stop_patience > INT_MAX)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: early_stop_patience = %zu is too large",
+                         o->early_stop_patience);
+    if (o->checkpoint_every > 0 && (!o->checkpoint_path || !o->checkpoint_path[0]))
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
+                         "train options: checkpoint_every = %zu needs a checkpoint_path", o->checkpoint_every);
+    return EELSVAE_OK;
+}
+
+/* The caller's options over the paper preset, checked, preprocess chain included. */
+static eelsvae_status read_train_options(const eelsvae_train_options *opt, eelsvae_train_options *o,
+                                         eelsvae_preprocess_options *chain)
+{
+    EVAE_TRY(eelsvae_train_options_init(o, EELSVAE_PRESET_PAPER));
+    EVAE_TRY(evae_read_options(o, sizeof *o, opt, "train"));
+    EVAE_TRY(check_train_options(o));
+    EVAE_TRY(eelsvae_preprocess_options_init(chain, EELSVAE_PRESET_PAPER));
+    if (o->preprocess) EVAE_TRY(evae_read_options(chain, sizeof *chain, o->preprocess, "train preprocess"));
+    o->preprocess = NULL; /* read into chain; nothing later looks at the caller's copy */
+    return evae_model_check_preprocess(chain);
+}
+
+/* Prefix the recorded message with which training cube it concerns. */
+static eelsvae_status fail_for_cube(eelsvae_status st, size_t i)
+{
+    char detail[480];
+    snprintf(detail, sizeof detail, "%s", eelsvae_last_error());
+    return evae_fail(st, "model train: cube %zu: %s", i, detail);
+}
+
+/* Every cube present and of one dispersion (the recorded one, once there is). */
+static eelsvae_status check_cubes(const eelsvae_model *model, const eelsvae_cube *const *cubes, size_t n_cubes)
+{
+    for (size_t i = 0; i < n_cubes; i++)
+        if (!cubes[i]) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model train: cubes[%zu] is NULL", i);
+    double reference = model->transform.recorded ? model->transform.dispersion : cubes[0]->axis[EELSVAE_AXIS_E].scale;
+    const char *whose = model->transform.recorded ? "the model's training data" : "cube 0";
+    for (size_t i = 0; i < n_cubes; i++) {
+        double d = cubes[i]->axis[EELSVAE_AXIS_E].scale;
+        if (!evae_model_same_dispersion(d, reference))
+            return evae_fail(EELSVAE_ERR_RANGE,
+                             "model train: cube %zu has a dispersion of %.9g %s per channel, %s has %.9g", i, d,
+                             cubes[i]->axis[EELSVAE_AXIS_E].units, whose, reference);
+    }
+    return EELSVAE_OK;
+}
+
+/* ---- the data ------------------------------------------------------------------ */
+
+typedef struct tile_ref {
+    size_t cube, y, x; /* which prepared cube, top-left pixel */
+} tile_ref;
+
+typedef struct train_data {
+    eelsvae_cube **cubes; /* [n_cubes] cropped and preprocessed */
+    size_t n_cubes;
+    tile_ref *tiles; /* [n_tiles] in (cube, y, x) order */
+    size_t n_tiles;
+    size_t *train, n_train; /* indices into tiles, ascending */
+    size_t *val, n_val;     /* likewise */
+    size_t *order;          /* [n_train] this epoch's order */
+    float *x;               /* [batch][T][T][E] gathered tiles */
+} train_data;
+
+static void data_free(train_data *d)
+{
+    if (d->cubes)
+        for (size_t i = 0; i < d->n_cubes; i++) eelsvae_cube_free(d->cubes[i]);
+    evae_free(d->cubes);
+    evae_free(d->tiles);
+    evae_free(d->train);
+    evae_free(d->val);
+    evae_free(d->order);
+    evae_free(d->x);
+    memset(d, 0, sizeof *d);
+}
+
+/* Percentiles of all the cubes' samples together (one scaling for all). */
+static eelsvae_status joint_percentiles(eelsvae_cube *const *cubes, size_t n, double p_lo, double p_hi, double *lo,
+                                        double *hi)
+{
+    if (n == 1) return eelsvae_cube_percentiles(cubes[0], p_lo, p_hi, lo, hi);
+    size_t rows = 0, ne = cubes[0]->ne;
+    for (size_t i = 0; i < n; i++) rows += evae_cube_pixels(cubes[i]);
+    eelsvae_cube *all = NULL; /* rows × 1 × ne: every spectrum once */
+    EVAE_TRY(eelsvae_cube_create(rows, 1, ne, &all));
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(all->data + at, cubes[i]->data, evae_cube_samples(cubes[i]) * sizeof(float));
+        at += evae_cube_samples(cubes[i]);
+    }
+    eelsvae_status st = eelsvae_cube_percentiles(all, p_lo, p_hi, lo, hi);
+    eelsvae_cube_free(all);
+    return st;
+}
+
+/* First training: blur, scale every cube to the percentiles of all of
+ * them together (or to the caller's fixed scaling), then the filters. */
+static eelsvae_status record_and_apply(evae_model_transform *t, eelsvae_cube **cubes, size_t n)
+{
+    const eelsvae_preprocess_options *chain = &t->preprocess;
+    for (size_t i = 0; i < n; i++) {
+        eelsvae_status st = eelsvae_cube_check_finite(cubes[i]);
+        if (st != EELSVAE_OK) return fail_for_cube(st, i);
+    }
+    if (chain->use_fixed_scaling) {
+        t->scale_lo = chain->scale_lo;
+        t->scale_hi = chain->scale_hi;
+        for (size_t i = 0; i < n; i++) EVAE_TRY(evae_model_apply_transform(t, cubes[i]));
+        return EELSVAE_OK;
+    }
+    for (size_t i = 0; i < n; i++)
+        EVAE_TRY(eelsvae_cube_gaussian_blur(cubes[i], chain->sigma[0], chain->sigma[1], chain->sigma[2]));
+    EVAE_TRY(joint_percentiles(cubes, n, chain->percentile_lo, chain->percentile_hi, &t->scale_lo, &t->scale_hi));
+    if (!(t->scale_hi > t->scale_lo))
+        return evae_fail(EELSVAE_ERR_NUMERIC,
+                         "model train: the %g-th and %g-th percentiles of the blurred training data are both %g; "
+                         "the data is too nearly constant to scale",
+                         chain->percentile_lo, chain->percentile_hi, t->scale_lo);
+    evae_model_transform rest = *t; /* the blur is done: scaling and filters */
+    for (int a = 0; a < 3; a++) rest.preprocess.sigma[a] = 0.0;
+    for (size_t i = 0; i < n; i++) EVAE_TRY(evae_model_apply_transform(&rest, cubes[i]));
+    return EELSVAE_OK;
+}
+
+/* Crop every cube and preprocess it with the recorded transform, or record
+ * one in *t on the first training. */
+static eelsvae_status prepare_cubes(const eelsvae_model *model, const eelsvae_cube *const *cubes, size_t n,
+                                    evae_model_transform *t, train_data *d)
+{
+    EVAE_TRY(evae_alloc_zeros(n, sizeof *d->cubes, (void **)&d->cubes, "training cubes"));
+    d->n_cubes = n;
+    for (size_t i = 0; i < n; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "model train: cube %zu", i);
+        EVAE_TRY(evae_model_crop(&model->arch, cubes[i], what, &d->cubes[i]));
+    }
+    if (t->recorded) {
+        for (size_t i = 0; i < n; i++) {
+            eelsvae_status st = evae_model_apply_transform(t, d->cubes[i]);
+            if (st != EELSVAE_OK) return fail_for_cube(st, i);
+        }
+        return EELSVAE_OK;
+    }
+    t->energy_offset = d->cubes[0]->axis[EELSVAE_AXIS_E].offset;
+    t->dispersion = d->cubes[0]->axis[EELSVAE_AXIS_E].scale;
+    return record_and_apply(t, d->cubes, n);
+}
+
+/* Tile origins along an axis of n pixels: 0, s, 2s, … ≤ n − T, plus n − T. */
+static size_t axis_origins(size_t n, size_t tile, size_t stride, size_t *out)
+{
+    if (n < tile) return 0;
+    size_t last = n - tile, count = 0, o = 0;
+    for (;;) {
+        if (out) out[count] = o;
+        count++;
+        if (last - o < stride) break;
+        o += stride;
+    }
+    if (o != last) {
+        if (out) out[count] = last;
+        count++;
+    }
+    return count;
+}
+
+static bool tile_excluded(const uint8_t *mask, size_t nx, size_t y0, size_t x0, size_t tile)
+{
+    if (!mask) return false;
+    for (size_t r = 0; r < tile; r++)
+        for (size_t c = 0; c < tile; c++)
+            if (mask[(y0 + r) * nx + x0 + c]) return true;
+    return false;
+}
+
+/* Walk every (cube, y, x) tile not touching an excluded pixel; store them
+ * when `out` is given. Returns the count. */
+static size_t walk_tiles(const train_data *d, const uint8_t *const *exclude, size_t tile, size_t stride,
+                         size_t *ys, size_t *xs, tile_ref *out)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < d->n_cubes; i++) {
+        const eelsvae_cube *c = d->cubes[i];
+        const uint8_t *mask = exclude ? exclude[i] : NULL;
+        size_t ny = axis_origins(c->ny, tile, stride, ys), nx = axis_origins(c->nx, tile, stride, xs);
+        for (size_t a = 0; a < ny; a++)
+            for (size_t b = 0; b < nx; b++) {
+                if (tile_excluded(mask, c->nx, ys[a], xs[b], tile)) continue;
+                if (out) out[count] = (tile_ref){i, ys[a], xs[b]};
+                count++;
+            }
+    }
+    return count;
+}
+
+static eelsvae_status build_tiles(train_data *d, const uint8_t *const *exclude, size_t tile, size_t stride)
+{
+    size_t longest = 1;
+    for (size_t i = 0; i < d->n_cubes; i++) {
+        longest = d->cubes[i]->ny > longest ? d->cubes[i]->ny : longest;
+        longest = d->cubes[i]->nx > longest ? d->cubes[i]->nx : longest;
+    }
+    size_t *ys = NULL, *xs = NULL;
+    EVAE_TRY(evae_alloc_array(longest + 1, sizeof *ys, (void **)&ys, "tile origins"));
+    eelsvae_status st = evae_alloc_array(longest + 1, sizeof *xs, (void **)&xs, "tile origins");
+    size_t n = st == EELSVAE_OK ? walk_tiles(d, exclude, tile, stride, ys, xs, NULL) : 0;
+    if (st == EELSVAE_OK && n == 0)
+        st = evae_fail(EELSVAE_ERR_DIMENSION,
+                       "model train: no tile left to train on: no %zu × %zu tile at stride %zu fits the %zu cube(s) "
+                       "without touching an excluded pixel",
+                       tile, tile, stride, d->n_cubes);
+    if (st == EELSVAE_OK) st = evae_alloc_array(n, sizeof *d->tiles, (void **)&d->tiles, "training tiles");
+    if (st == EELSVAE_OK) d->n_tiles = walk_tiles(d, exclude, tile, stride, ys, xs, d->tiles);
+    evae_free(ys);
+    evae_free(xs);
+    return st;
+}
+
+/* ---- random streams ----------------------------------------------------------- */
+
+enum { PURPOSE_SPLIT = 1, PURPOSE_SHUFFLE = 2, PURPOSE_EPSILON = 3 };
+
+/* A generator that depends on (seed, purpose, epoch, batch) only. */
+static void stream_rng(evae_rng *rng, uint64_t seed, uint64_t purpose, uint64_t epoch, uint64_t batch)
+{
+    evae_rng_seed(rng, seed, purpose);
+    evae_rng_seed(rng, evae_rng_u64(rng), epoch);
+    evae_rng_seed(rng, evae_rng_u64(rng), batch);
+}
+
+static void shuffle(size_t *a, size_t n, evae_rng *rng)
+{
+    for (size_t i = n; i > 1; i--) {
+        size_t j = (size_t)(evae_rng_uniform(rng) * (double)i); /* 0 … i − 1 */
+        size_t t = a[i - 1];
+        a[i - 1] = a[j];
+        a[j] = t;
+    }
+}
+
+static int compare_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The validation split, fixed by the seed: ⌊f·n⌋ tiles (at least one tile
+ * stays for training), both sets in ascending tile order. */
+static eelsvae_status split_tiles(train_data *d, uint64_t seed, double fraction)
+{
+    size_t n = d->n_tiles;
+    size_t n_val = (size_t)floor(fraction * (double)n);
+    if (n_val >= n) n_val = n - 1;
+    size_t *perm = NULL;
+    EVAE_TRY(evae_alloc_array(n, sizeof *perm, (void **)&perm, "tile split"));
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    evae_rng rng;
+    stream_rng(&rng, seed, PURPOSE_SPLIT, 0, 0);
+    shuffle(perm, n, &rng);
+    eelsvae_status st = evae_alloc_array(n_val ? n_val : 1, sizeof *d->val, (void **)&d->val, "validation tiles");
+    if (st == EELSVAE_OK) st = evae_alloc_array(n - n_val, sizeof *d->train, (void **)&d->train, "training tiles");
+    if (st == EELSVAE_OK) st = evae_alloc_array(n - n_val, sizeof *d->order, (void **)&d->order, "epoch order");
+    if (st == EELSVAE_OK) {
+        memcpy(d->val, perm, n_val * sizeof *perm);
+        memcpy(d->train, perm + n_val, (n - n_val) * sizeof *perm);
+        qsort(d->val, n_val, sizeof *perm, compare_size);
+        qsort(d->train, n - n_val, sizeof *perm, compare_size);
+        d->n_val = n_val;
+        d->n_train = n - n_val;
+    }
+    evae_free(perm);
+    return st;
+}
+
+/* Copy tiles tiles[idx[0 … count−1]] into x [count][T][T][E]. */
+static void gather(const train_data *d, const size_t *idx, size_t count, size_t tile, float *x)
+{
+    for (size_t k = 0; k < count; k++) {
+        const tile_ref *t = &d->tiles[idx[k]];
+        const eelsvae_cube *c = d->cubes[t->cube];
+        size_t row = tile * c->ne;
+        float *dst = x + k * tile * row;
+        for (size_t r = 0; r < tile; r++)
+            memcpy(dst + r * row, c->data + ((t->y + r) * c->nx + t->x) * c->ne, row * sizeof(float));
+    }
+}
+
+/* ---- the loop -------------------------------------------------------------------- */
+
+typedef struct train_run {
+    eelsvae_model *model;
+    train_data *data;
+    const eelsvae_train_options *opt;
+    size_t batch;   /* tiles per full batch: min(opt batch, training tiles) */
+    size_t batches; /* per epoch */
+    struct timespec start;
+    size_t steps; /* batches done since this call started (for the ETA) */
+} train_run;
+
+static double seconds_since(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+}
+
+/* Mean validation loss per tile with z = μ; NaN without validation tiles. */
+static eelsvae_status validation_loss(const train_run *run, double *out)
+{
+    const train_data *d = run->data;
+    if (d->n_val == 0) {
+        *out = NAN;
+        return EELSVAE_OK;
+    }
+    evae_cvae *net = run->model->net;
+    double sum = 0.0;
+    for (size_t i = 0; i < d->n_val; i += run->batch) {
+        size_t b = d->n_val - i < run->batch ? d->n_val - i : run->batch;
+        gather(d, d->val + i, b, run->model->arch.tile, d->x);
+        evae_cvae_losses l;
+        EVAE_TRY(evae_cvae_evaluate(net, d->x, b, NULL, NULL, &l));
+        sum += l.loss * (double)b;
+    }
+    *out = sum / (double)d->n_val;
+    return EELSVAE_OK;
+}
+
+/* The loss of a step must be finite, and so must its gradient norm. */
+static eelsvae_status diverged(eelsvae_status st, size_t epoch, size_t batch)
+{
+    char detail[400];
+    snprintf(detail, sizeof detail, "%s", st == EELSVAE_OK ? "the gradient norm is not finite" : eelsvae_last_error());
+    return evae_fail(EELSVAE_ERR_NUMERIC, "model train: the loss diverged at epoch %zu, batch %zu: %s", epoch, batch,
+                     detail);
+}
+
+/* One optimiser step on batch b of the epoch (b 0-based). */
+static eelsvae_status train_step(train_run *run, size_t epoch, size_t b)
+{
+    eelsvae_model *m = run->model;
+    evae_train_state *s = &m->state;
+    train_data *d = run->data;
+    size_t first = b * run->batch;
+    size_t count = d->n_train - first < run->batch ? d->n_train - first : run->batch;
+    gather(d, d->order + first, count, m->arch.tile, d->x);
+    evae_rng rng;
+    stream_rng(&rng, s->seed, PURPOSE_EPSILON, epoch, b);
+    evae_cvae_losses l;
+    eelsvae_status st = evae_cvae_forward_backward(m->net, d->x, count, NULL, &rng, &l);
+    if (st == EELSVAE_ERR_NUMERIC || (st == EELSVAE_OK && !isfinite(l.loss))) return diverged(st, epoch, b + 1);
+    if (st != EELSVAE_OK) return st;
+    float *grads = evae_cvae_grads(m->net);
+    size_t n = m->layout.parameters;
+    double norm = evae_clip_grad_norm(grads, n, run->opt->clip_norm > 0.0 ? run->opt->clip_norm : INFINITY);
+    if (!isfinite(norm)) return diverged(EELSVAE_OK, epoch, b + 1);
+    EVAE_TRY(evae_adam_step(&s->adam, evae_cvae_params(m->net), grads, s->m, s->v, n));
+    s->sum_loss += l.loss * (double)count;
+    s->sum_rec += l.reconstruction * (double)count;
+    s->sum_kl += l.kl * (double)count;
+    s->batches_done = b + 1;
+    run->steps++;
+    return EELSVAE_OK;
+}
+
+/* Means per tile of the epoch in progress into the progress record. */
+static void fill_progress(const train_run *run, size_t epoch, eelsvae_train_progress *p)
+{
+    const evae_train_state *s = &run->model->state;
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+    p->epoch = epoch;
+    p->epochs = run->opt->epochs;
+    p->batch = (size_t)s->batches_done;
+    p->batches = run->batches;
+    size_t seen = p->batch == run->batches ? run->data->n_train : p->batch * run->batch;
+    p->loss = s->sum_loss / (double)seen;
+    p->reconstruction = s->sum_rec / (double)seen;
+    p->kl = s->sum_kl / (double)seen;
+    p->validation_loss = NAN;
+    p->learning_rate = s->adam.lr;
+    p->elapsed_seconds = seconds_since(&run->start);
+    size_t left = (run->opt->epochs - epoch) * run->batches + (run->batches - p->batch);
+    p->eta_seconds = run->steps ? p->elapsed_seconds / (double)run->steps * (double)left : 0.0;
+}
+
+/* After the last batch: validation, scheduler, early stopping, the epoch
+ * closed in the state, a checkpoint. Sets *stop for early stopping. */
+static eelsvae_status end_epoch(train_run *run, size_t epoch, eelsvae_train_progress *p, bool *stop)
+{
+    eelsvae_model *m = run->model;
+    evae_train_state *s = &m->state;
+    const eelsvae_train_options *o = run->opt;
+    EVAE_TRY(validation_loss(run, &p->validation_loss));
+    p->epoch_done = 1;
+    double metric = run->data->n_val ? p->validation_loss : p->loss;
+    if (o->plateau_patience > 0 && evae_plateau_step(&s->plateau, metric, &s->adam.lr))
+        evae_log(EELSVAE_LOG_INFO, "model train: learning rate lowered to %g after epoch %zu", s->adam.lr, epoch);
+    *stop = o->early_stop_patience > 0 && evae_early_stop_step(&s->early, metric);
+    s->epochs_done = epoch;
+    s->batches_done = 0;
+    s->sum_loss = s->sum_rec = s->sum_kl = 0.0;
+    evae_log(EELSVAE_LOG_INFO,
+             "model train: epoch %zu/%zu: loss %.6g (reconstruction %.6g, KL %.6g), validation %.6g, lr %g, %.1f s",
+             epoch, o->epochs, p->loss, p->reconstruction, p->kl, p->validation_loss, s->adam.lr, p->elapsed_seconds);
+    if (*stop)
+        evae_log(EELSVAE_LOG_INFO, "model train: early stop after epoch %zu (best epoch %lld)", epoch,
+                 (long long)s->early.best_epoch + 1);
+    if (o->checkpoint_every > 0 && epoch % o->checkpoint_every == 0)
+        EVAE_TRY(eelsvae_model_save(m, o->checkpoint_path, 1));
+    return EELSVAE_OK;
+}
+
+static eelsvae_status run_epoch(train_run *run, size_t epoch, bool *stop)
+{
+    evae_train_state *s = &run->model->state;
+    train_data *d = run->data;
+    memcpy(d->order, d->train, d->n_train * sizeof *d->order);
+    evae_rng rng;
+    stream_rng(&rng, s->seed, PURPOSE_SHUFFLE, epoch, 0);
+    shuffle(d->order, d->n_train, &rng);
+    for (size_t b = (size_t)s->batches_done; b < run->batches; b++) {
+        EVAE_TRY(train_step(run, epoch, b));
+        eelsvae_train_progress p;
+        fill_progress(run, epoch, &p);
+        if (b + 1 == run->batches) EVAE_TRY(end_epoch(run, epoch, &p, stop));
+        if (run->opt->progress && run->opt->progress(run->opt->progress_user, &p))
+            return evae_fail(EELSVAE_ERR_CANCELLED,
+                             "model train: cancelled by the progress callback at epoch %zu, batch %zu", epoch, b + 1);
+    }
+    return EELSVAE_OK;
+}
+
+/* Fresh state for a first run; the caller's patience values on a resume;
+ * a mid-epoch position that this run cannot continue is dropped. */
+static void start_state(eelsvae_model *m, const eelsvae_train_options *o, const train_data *d)
+{
+    evae_train_state *s = &m->state;
+    if (!s->started) {
+        evae_adam_init(&s->adam, o->learning_rate);
+        evae_plateau_init(&s->plateau, (int)o->plateau_patience);
+        evae_early_stop_init(&s->early, (int)o->early_stop_patience, 0.0);
+        s->epochs_done = s->batches_done = 0;
+        s->sum_loss = s->sum_rec = s->sum_kl = 0.0;
+        memset(s->m, 0, m->layout.parameters * sizeof *s->m);
+        memset(s->v, 0, m->layout.parameters * sizeof *s->v);
+    }
+    s->plateau.patience = (int)o->plateau_patience;
+    s->early.patience = (int)o->early_stop_patience;
+    if (s->batches_done > 0 && (s->seed != o->seed || s->batch != o->batch || s->tiles_train != d->n_train ||
+                                s->tiles_val != d->n_val || s->batches_done * o->batch >= d->n_train)) {
+        evae_log(EELSVAE_LOG_WARN,
+                 "model train: the seed, batch size or tiles differ from the interrupted epoch %llu's; it restarts",
+                 (unsigned long long)s->epochs_done + 1);
+        s->batches_done = 0;
+        s->sum_loss = s->sum_rec = s->sum_kl = 0.0;
+    }
+    s->seed = o->seed;
+    s->batch = o->batch;
+    s->tiles_train = d->n_train;
+    s->tiles_val = d->n_val;
+    s->started = true;
+}
+
+static eelsvae_status run_training(eelsvae_model *m, train_data *d, const eelsvae_train_options *o,
+                                   const evae_model_transform *t)
+{
+    train_run run = {m, d, o, 0, 0, {0, 0}, 0};
+    run.batch = o->batch < d->n_train ? o->batch : d->n_train;
+    run.batches = (d->n_train + run.batch - 1) / run.batch;
+    size_t tile_floats = 0;
+    EVAE_TRY(evae_mul4(run.batch, m->arch.tile, m->arch.tile, m->arch.energy_channels, &tile_floats, "batch"));
+    EVAE_TRY(evae_alloc_array(tile_floats, sizeof(float), (void **)&d->x, "training batch"));
+    if (!m->net_training || evae_cvae_max_batch(m->net) != run.batch) EVAE_TRY(evae_model_swap_net(m, true, run.batch));
+    EVAE_TRY(evae_model_alloc_moments(m));
+    /* Everything is allocated: from here the model changes. */
+    m->transform = *t;
+    m->transform.recorded = true;
+    start_state(m, o, d);
+    clock_gettime(CLOCK_MONOTONIC, &run.start);
+    evae_log(EELSVAE_LOG_INFO,
+             "model train: %zu tiles (%zu training, %zu validation) from %zu cube(s), batch %zu, epochs %llu … %zu",
+             d->n_tiles, d->n_train, d->n_val, d->n_cubes, run.batch, (unsigned long long)m->state.epochs_done + 1,
+             o->epochs);
+    bool stop = false;
+    for (size_t epoch = (size_t)m->state.epochs_done + 1; epoch <= o->epochs && !stop; epoch++)
+        EVAE_TRY(run_epoch(&run, epoch, &stop));
+    return EELSVAE_OK;
+}
+
+/* Nothing left to do: the epochs are done, or early stopping has fired. */
+static bool training_finished(const eelsvae_model *m, const eelsvae_train_options *o)
+{
+    const evae_train_state *s = &m->state;
+    if (!s->started) return false;
+    if (s->epochs_done >= o->epochs) return true;
+    return o->early_stop_patience > 0 && s->early.stop;
+}
+
+eelsvae_status eelsvae_model_train(eelsvae_model *model, const eelsvae_cube *const *cubes,
+                                   const uint8_t *const *exclude, size_t n_cubes, const eelsvae_train_options *opt)
+{
+    if (!model || !cubes) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model train: NULL argument");
+    if (n_cubes == 0) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model train: n_cubes is 0");
+    eelsvae_train_options o;
+    evae_model_transform t = model->transform;
+    EVAE_TRY(read_train_options(opt, &o, &t.preprocess));
+    if (model->transform.recorded) t = model->transform; /* a trained model keeps its transform */
+    EVAE_TRY(check_cubes(model, cubes, n_cubes));
+    if (training_finished(model, &o)) {
+        evae_log(EELSVAE_LOG_INFO, "model train: nothing to do after epoch %llu of %zu",
+                 (unsigned long long)model->state.epochs_done, o.epochs);
+        return EELSVAE_OK;
+    }
+    train_data d;
+    memset(&d, 0, sizeof d);
+    eelsvae_status st = prepare_cubes(model, cubes, n_cubes, &t, &d);
+    size_t stride = o.tile_stride ? o.tile_stride : model->arch.tile;
+    if (st == EELSVAE_OK) st = build_tiles(&d, exclude, model->arch.tile, stride);
+    if (st == EELSVAE_OK) st = split_tiles(&d, o.seed, o.validation_fraction);
+    if (st == EELSVAE_OK) st = run_training(model, &d, &o, &t);
+    data_free(&d);
+    /* Give the gradient block back; a failure to swap leaves the (working)
+     * training net in place, so it is not an error. */
+    if (model->net_training) {
+        char keep[512];
+        snprintf(keep, sizeof keep, "%s", eelsvae_last_error());
+        if (evae_model_swap_net(model, false, 1) != EELSVAE_OK && st != EELSVAE_OK)
+            evae_fail(st, "%s", keep);
+    }
+    return st;
+}

@@ -1,0 +1,1198 @@
+/* The public model: training (loss goes down, progress, cancel, bit-exact
+ * determinism and resume), the input transform, detection (reconstruct,
+ * encode, decode against each other and against the tiling), and the file
+ * format's failure modes. Everything uses a tiny hand-built architecture on
+ * small synthetic cubes so the whole file runs in seconds. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "nn/model_private.h" /* the parameter block, to compare bits */
+
+/* ---- fixtures ------------------------------------------------------------------ */
+
+#define T 8          /* tile */
+#define E 32         /* energy channels the model takes */
+#define L 4          /* latent */
+#define E_START 695.0
+#define TINY_PARAMETERS 2533 /* counted by hand below */
+
+/* enc: 1→2 (k 1×1×3, s 1×1×2, p 0,0,1): 8×8×16; 2→4 (k 3, s 2, p 1): 4×4×8;
+ * 4→4 (k 3, s 2, p 1): 2×2×4, flat = 4·2·2·4 = 64; hidden 8, L 4.
+ * Parameters: enc 8 + 220 + 436, fc_enc 8·64+8 = 520, fc_mulv 8·8+8 = 72,
+ * fc_dec 8·4+8 = 40, fc_unflat 64·8+64 = 576, dec 436 + (4·2·27+2 = 218)
+ * + (2·1·3+1 = 7): 2533. */
+static void tiny_arch(eelsvae_model_options *o)
+{
+    assert_ok(eelsvae_model_options_init(o, EELSVAE_PRESET_FAST));
+    o->tile = T;
+    o->energy_channels = E;
+    o->energy_start = E_START;
+    o->conv_layers = 3;
+    const eelsvae_conv_spec layers[3] = {
+        {2, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}},
+        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+    };
+    memset(o->conv, 0, sizeof o->conv);
+    memcpy(o->conv, layers, sizeof layers);
+    o->hidden = 8;
+    o->latent = L;
+    o->beta = 1.2;
+    o->loss = EELSVAE_LOSS_BERNOULLI;
+}
+
+static eelsvae_model *tiny_model(uint64_t seed)
+{
+    eelsvae_model_options o;
+    tiny_arch(&o);
+    eelsvae_model *m = NULL;
+    assert_ok(eelsvae_model_create(&o, seed, &m));
+    return m;
+}
+
+/* A synthetic SI, energy axis e0 … e1 at `dispersion` eV per channel. */
+static eelsvae_cube *synth(size_t ny, size_t nx, double e0, double e1, double dispersion, double dose, uint64_t seed)
+{
+    eelsvae_synth_options s;
+    assert_ok(eelsvae_synth_options_init(&s));
+    s.ny = ny;
+    s.nx = nx;
+    s.energy_start = e0;
+    s.energy_end = e1;
+    s.dispersion = dispersion;
+    s.o_edge = e0 + 4.0;
+    s.dose = dose;
+    s.seed = seed;
+    eelsvae_cube *c = NULL;
+    assert_ok(eelsvae_synth_generate(&s, &c, NULL));
+    return c;
+}
+
+/* 24 × 24 pixels, 686 … 737 eV at 1 eV: the model's 32 channels from 695 eV fit. */
+static eelsvae_cube *train_cube(uint64_t seed)
+{
+    return synth(24, 24, 686.0, 737.0, 1.0, 1000.0, seed);
+}
+
+static void train_options(eelsvae_train_options *t, size_t epochs)
+{
+    assert_ok(eelsvae_train_options_init(t, EELSVAE_PRESET_FAST));
+    t->epochs = epochs;
+    t->batch = 4;
+    t->tile_stride = 4; /* origins 0, 4, … 16: 25 tiles per 24 × 24 cube */
+    t->validation_fraction = 0.1;
+    t->early_stop_patience = 0;
+    t->seed = 7;
+}
+
+static const float *params(const eelsvae_model *m)
+{
+    return evae_cvae_params(m->net);
+}
+
+static int same_params(const eelsvae_model *a, const eelsvae_model *b)
+{
+    size_t n = eelsvae_model_parameter_count(a);
+    return n == eelsvae_model_parameter_count(b) && memcmp(params(a), params(b), n * sizeof(float)) == 0;
+}
+
+/* The two training cubes most tests use. */
+typedef struct pair {
+    eelsvae_cube *c[2];
+} pair;
+
+static pair two_cubes(void)
+{
+    pair p = {{train_cube(11), train_cube(12)}};
+    return p;
+}
+
+static void pair_free(pair *p)
+{
+    eelsvae_cube_free(p->c[0]);
+    eelsvae_cube_free(p->c[1]);
+}
+
+static eelsvae_status train(eelsvae_model *m, const pair *p, const eelsvae_train_options *t)
+{
+    const eelsvae_cube *cubes[2] = {p->c[0], p->c[1]};
+    return eelsvae_model_train(m, cubes, NULL, 2, t);
+}
+
+/* ---- progress recorder ------------------------------------------------------------- */
+
+#define MAX_EPOCHS 16
+
+/* Checks every progress record (asserting inside the library's call stack
+ * would longjmp past its clean-up, so problems are written down instead). */
+typedef struct recorder {
+    size_t calls;
+    size_t cancel_at_call;    /* cancel on this call (1-based); 0 = never */
+    size_t cancel_after_epoch; /* cancel on the epoch_done call of this epoch; 0 = never */
+    size_t batches;
+    size_t last_epoch, last_batch;
+    double epoch_loss[MAX_EPOCHS + 1];
+    double epoch_validation[MAX_EPOCHS + 1];
+    double last_elapsed;
+    double beta;
+    int validation; /* validation figures expected at the end of an epoch */
+    char problem[256];
+} recorder;
+
+static void problem(recorder *r, const char *what, const eelsvae_train_progress *p)
+{
+    if (!r->problem[0])
+        snprintf(r->problem, sizeof r->problem, "call %zu (epoch %zu, batch %zu/%zu): %s", r->calls, p->epoch, p->batch,
+                 p->batches, what);
+}
+
+static int record(void *user, const eelsvae_train_progress *p)
+{
+    recorder *r = user;
+    r->calls++;
+    if (p->struct_size != sizeof *p) problem(r, "struct_size", p);
+    if (p->epoch < 1 || p->epoch > p->epochs || p->epoch > MAX_EPOCHS) problem(r, "epoch out of range", p);
+    if (p->batch < 1 || p->batch > p->batches) problem(r, "batch out of range", p);
+    if (r->batches && p->batches != r->batches) problem(r, "batches changed", p);
+    r->batches = p->batches;
+    /* batches advance one at a time within an epoch */
+    if (r->last_epoch == p->epoch && p->batch != r->last_batch + 1) problem(r, "batch skipped", p);
+    if (r->last_epoch != p->epoch && r->last_epoch && p->batch != 1 && r->calls > 1) problem(r, "epoch start", p);
+    r->last_epoch = p->epoch;
+    r->last_batch = p->batch;
+    if ((p->epoch_done != 0) != (p->batch == p->batches)) problem(r, "epoch_done not on the last batch", p);
+    if (!(isfinite(p->loss) && p->loss > 0)) problem(r, "loss not finite and positive", p);
+    if (!(p->kl >= 0)) problem(r, "negative KL", p);
+    if (fabs(p->loss - (p->reconstruction + r->beta * p->kl)) > 1e-9 * p->loss) problem(r, "loss ≠ rec + β·KL", p);
+    if (p->epoch_done && r->validation ? !isfinite(p->validation_loss) : !isnan(p->validation_loss))
+        problem(r, "validation_loss set wrongly", p);
+    if (!(p->learning_rate > 0 && p->learning_rate <= 1e-2)) problem(r, "learning rate", p);
+    if (!(p->elapsed_seconds >= r->last_elapsed)) problem(r, "elapsed went back", p);
+    r->last_elapsed = p->elapsed_seconds;
+    if (!(p->eta_seconds >= 0 && isfinite(p->eta_seconds))) problem(r, "eta", p);
+    if (p->epoch == p->epochs && p->epoch_done && p->eta_seconds != 0) problem(r, "eta at the end", p);
+    if (p->epoch_done && p->epoch <= MAX_EPOCHS) {
+        r->epoch_loss[p->epoch] = p->loss;
+        r->epoch_validation[p->epoch] = p->validation_loss;
+    }
+    if (r->cancel_at_call && r->calls == r->cancel_at_call) return 1;
+    if (r->cancel_after_epoch && p->epoch_done && p->epoch == r->cancel_after_epoch) return 1;
+    return 0;
+}
+
+static void recorder_init(recorder *r, eelsvae_train_options *t)
+{
+    memset(r, 0, sizeof *r);
+    r->beta = 1.2;
+    r->validation = 1;
+    t->progress = record;
+    t->progress_user = r;
+}
+
+/* ---- options and life cycle ----------------------------------------------------------- */
+
+static void test_train_presets(void **state)
+{
+    (void)state;
+    eelsvae_train_options t;
+    assert_ok(eelsvae_train_options_init(&t, EELSVAE_PRESET_PAPER));
+    assert_int_equal(t.struct_size, sizeof t);
+    assert_int_equal(t.epochs, 60);
+    assert_int_equal(t.batch, 4);
+    assert_close(t.learning_rate, 1e-3, 0, 0);
+    assert_close(t.validation_fraction, 0.1, 0, 0);
+    assert_close(t.clip_norm, 5.0, 0, 0);
+    assert_int_equal(t.plateau_patience, 5);
+    assert_int_equal(t.early_stop_patience, 0);
+    assert_int_equal(t.tile_stride, 0);
+    assert_int_equal(t.seed, 1);
+    assert_null(t.preprocess);
+    assert_null(t.checkpoint_path);
+    assert_int_equal(t.checkpoint_every, 0);
+    assert_null(t.progress);
+    assert_ok(eelsvae_train_options_init(&t, EELSVAE_PRESET_FAST));
+    assert_int_equal(t.epochs, 30);
+    assert_int_equal(t.batch, 16);
+    assert_int_equal(t.plateau_patience, 3);
+    assert_int_equal(t.early_stop_patience, 8);
+    assert_int_equal(t.tile_stride, 8);
+    assert_status(eelsvae_train_options_init(&t, (eelsvae_preset)7), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_train_options_init(NULL, EELSVAE_PRESET_FAST), EELSVAE_ERR_INVALID_ARGUMENT);
+}
+
+static void test_create(void **state)
+{
+    (void)state;
+    eelsvae_model *m = tiny_model(3);
+    assert_int_equal(eelsvae_model_parameter_count(m), TINY_PARAMETERS);
+    assert_int_equal(eelsvae_model_parameter_count(NULL), 0);
+    eelsvae_model_options want, got;
+    tiny_arch(&want);
+    memset(&got, 0xAB, sizeof got);
+    assert_ok(eelsvae_model_options_get(m, &got));
+    assert_int_equal(got.struct_size, sizeof got);
+    assert_int_equal(got.tile, T);
+    assert_int_equal(got.energy_channels, E);
+    assert_close(got.energy_start, E_START, 0, 0);
+    assert_int_equal(got.conv_layers, 3);
+    assert_memory_equal(got.conv, want.conv, sizeof want.conv);
+    assert_int_equal(got.hidden, 8);
+    assert_int_equal(got.latent, L);
+    assert_close(got.beta, 1.2, 0, 0);
+
+    /* PyTorch's default init: every weight within ±1/sqrt(fan_in) ≤ 1, not all zero */
+    const float *p = params(m);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < TINY_PARAMETERS; i++) {
+        assert_true(fabsf(p[i]) <= 1.0f);
+        nonzero += p[i] != 0.0f;
+    }
+    assert_true(nonzero > TINY_PARAMETERS / 2);
+    /* the seed decides the weights */
+    eelsvae_model *same = tiny_model(3), *other = tiny_model(4);
+    assert_true(same_params(m, same));
+    assert_false(same_params(m, other));
+    eelsvae_model_free(same);
+    eelsvae_model_free(other);
+
+    eelsvae_model *bad = NULL;
+    want.latent = 0;
+    assert_status(eelsvae_model_create(&want, 1, &bad), EELSVAE_ERR_INVALID_ARGUMENT);
+    tiny_arch(&want);
+    want.energy_start = NAN;
+    assert_status(eelsvae_model_create(&want, 1, &bad), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_true(strstr(eelsvae_last_error(), "energy_start") != NULL);
+    assert_null(bad);
+    assert_status(eelsvae_model_create(NULL, 1, &bad), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_create(&want, 1, NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_options_get(NULL, &got), EELSVAE_ERR_INVALID_ARGUMENT);
+    eelsvae_model_free(m);
+    eelsvae_model_free(NULL);
+}
+
+/* ---- training ------------------------------------------------------------------------ */
+
+/* Σ over a tile's samples of the binary entropy H(x): the least the summed
+ * Bernoulli reconstruction term can be for that tile (at σ(logit) = x). */
+static double tile_entropy(const eelsvae_cube *c, size_t y0, size_t x0)
+{
+    size_t nx = 0;
+    eelsvae_cube_shape(c, NULL, &nx, NULL);
+    const float *d = eelsvae_cube_data_const(c);
+    double h = 0;
+    for (size_t y = y0; y < y0 + T; y++)
+        for (size_t x = x0; x < x0 + T; x++)
+            for (size_t e = 0; e < E; e++) {
+                double v = d[(y * nx + x) * E + e];
+                if (v > 0 && v < 1) h -= v * log(v) + (1 - v) * log1p(-v);
+            }
+    return h;
+}
+
+static void test_training_reduces_loss(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_model *m = tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 8);
+    t.learning_rate = 1e-2;
+    t.validation_fraction = 0; /* every tile trains: the loss floor below is exact */
+    recorder r;
+    recorder_init(&r, &t);
+    r.validation = 0;
+    assert_ok(train(m, &p, &t));
+    if (r.problem[0]) fail_msg("progress: %s", r.problem);
+    /* 2 × 25 tiles in ⌈50/4⌉ = 13 batches */
+    assert_int_equal(r.batches, 13);
+    assert_int_equal(r.calls, 8 * 13);
+
+    /* the floor: mean over the 50 training tiles of Σ H(x) of the prepared data */
+    double floor_loss = 0;
+    for (int i = 0; i < 2; i++) {
+        eelsvae_cube *prep = NULL;
+        assert_ok(eelsvae_model_prepare(m, p.c[i], &prep));
+        for (size_t y0 = 0; y0 <= 16; y0 += 4)
+            for (size_t x0 = 0; x0 <= 16; x0 += 4) floor_loss += tile_entropy(prep, y0, x0) / 50.0;
+        eelsvae_cube_free(prep);
+    }
+    double first = r.epoch_loss[1], last = r.epoch_loss[8];
+    print_message("epoch loss %.2f → %.2f, floor %.2f; %.3f s\n", first, last, floor_loss, r.last_elapsed);
+    assert_true(last >= floor_loss - 1e-3 * floor_loss); /* no loss can beat the entropy */
+    assert_true(last - floor_loss < 0.6 * (first - floor_loss));
+
+    /* the model is trained: it prepares and reconstructs */
+    eelsvae_cube *prep = NULL, *rec = NULL;
+    assert_ok(eelsvae_model_prepare(m, p.c[0], &prep));
+    assert_ok(eelsvae_model_reconstruct(m, prep, &rec));
+    eelsvae_cube_free(prep);
+    eelsvae_cube_free(rec);
+    eelsvae_model_free(m);
+    pair_free(&p);
+}
+
+/* The held-out validation loss falls too. */
+static void test_validation_loss_falls(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_model *m = tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 8);
+    t.learning_rate = 1e-2;
+    recorder r;
+    recorder_init(&r, &t);
+    assert_ok(train(m, &p, &t));
+    if (r.problem[0]) fail_msg("progress: %s", r.problem);
+    /* 50 tiles, ⌊0.1 · 50⌋ = 5 held out: 45 training tiles in ⌈45/4⌉ = 12 batches */
+    assert_int_equal(r.batches, 12);
+    print_message("validation loss %.2f → %.2f\n", r.epoch_validation[1], r.epoch_validation[8]);
+    assert_true(r.epoch_validation[8] < r.epoch_validation[1] - 50.0);
+    eelsvae_model_free(m);
+    pair_free(&p);
+}
+
+static void test_cancel_and_resume_mid_epoch(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_train_options t;
+    train_options(&t, 2);
+    recorder r;
+
+    eelsvae_model *whole = tiny_model(5);
+    recorder_init(&r, &t);
+    assert_ok(train(whole, &p, &t));
+
+    /* cancelled on the 5th batch: 5 steps taken, then resumed to the end */
+    eelsvae_model *m = tiny_model(5);
+    recorder_init(&r, &t);
+    r.cancel_at_call = 5;
+    assert_status(train(m, &p, &t), EELSVAE_ERR_CANCELLED);
+    assert_true(strstr(eelsvae_last_error(), "cancel") != NULL);
+    assert_int_equal(r.calls, 5);
+    assert_int_equal(m->state.adam.step, 5);
+    eelsvae_model *fresh = tiny_model(5);
+    assert_false(same_params(m, fresh)); /* the steps were kept */
+    eelsvae_model_free(fresh);
+    /* still usable */
+    eelsvae_cube *prep = NULL, *rec = NULL;
+    assert_ok(eelsvae_model_prepare(m, p.c[0], &prep));
+    assert_ok(eelsvae_model_reconstruct(m, prep, &rec));
+    eelsvae_cube_free(prep);
+    eelsvae_cube_free(rec);
+    /* and it resumes with batch 6 of epoch 1, to the uninterrupted run's bits */
+    recorder_init(&r, &t);
+    assert_ok(train(m, &p, &t));
+    assert_int_equal(r.calls, 2 * 12 - 5);
+    assert_true(same_params(m, whole));
+    /* nothing left to do: a further call changes nothing */
+    recorder_init(&r, &t);
+    assert_ok(train(m, &p, &t));
+    assert_int_equal(r.calls, 0);
+    assert_true(same_params(m, whole));
+    eelsvae_model_free(m);
+    eelsvae_model_free(whole);
+    pair_free(&p);
+}
+
+static void test_determinism(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_train_options t;
+    train_options(&t, 2);
+    eelsvae_model *a = tiny_model(5), *b = tiny_model(5), *c = tiny_model(5);
+    assert_ok(train(a, &p, &t));
+    assert_ok(train(b, &p, &t));
+    assert_true(same_params(a, b));
+    t.seed = 8;
+    assert_ok(train(c, &p, &t));
+    assert_false(same_params(a, c));
+    eelsvae_model *init = tiny_model(5);
+    assert_false(same_params(a, init));
+    eelsvae_model_free(init);
+    eelsvae_model_free(a);
+    eelsvae_model_free(b);
+    eelsvae_model_free(c);
+    pair_free(&p);
+}
+
+/* The same holds with two threads (the parallel paths of the network). */
+static void test_determinism_two_threads(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    recorder r;
+    recorder_init(&r, &t);
+    /* three steps each: the tiny net's parallel regions are slow on a busy machine */
+    eelsvae_model *a = tiny_model(5), *b = tiny_model(5), *one = tiny_model(5);
+    assert_ok(eelsvae_set_threads(2));
+    r.cancel_at_call = 3;
+    eelsvae_status sa = train(a, &p, &t);
+    recorder_init(&r, &t);
+    r.cancel_at_call = 3;
+    eelsvae_status sb = train(b, &p, &t);
+    assert_ok(eelsvae_set_threads(1));
+    assert_int_equal(sa, EELSVAE_ERR_CANCELLED);
+    assert_int_equal(sb, EELSVAE_ERR_CANCELLED);
+    assert_true(same_params(a, b));
+    recorder_init(&r, &t);
+    r.cancel_at_call = 3;
+    assert_status(train(one, &p, &t), EELSVAE_ERR_CANCELLED);
+    print_message("one thread and two threads give %s weights\n", same_params(a, one) ? "the same" : "different");
+    eelsvae_model_free(a);
+    eelsvae_model_free(b);
+    eelsvae_model_free(one);
+    pair_free(&p);
+}
+
+static void test_train_arguments(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_model *m = tiny_model(5);
+    const eelsvae_cube *cubes[2] = {p.c[0], p.c[1]};
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    assert_status(eelsvae_model_train(NULL, cubes, NULL, 2, &t), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_train(m, NULL, NULL, 2, &t), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_train(m, cubes, NULL, 0, &t), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_train(m, cubes, NULL, 2, NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+    const eelsvae_cube *with_null[2] = {p.c[0], NULL};
+    assert_status(eelsvae_model_train(m, with_null, NULL, 2, &t), EELSVAE_ERR_INVALID_ARGUMENT);
+
+#define SPOIL(name, stmt)                                                                                        \
+    do {                                                                                                         \
+        eelsvae_train_options o = t;                                                                             \
+        stmt;                                                                                                    \
+        assert_status(eelsvae_model_train(m, cubes, NULL, 2, &o), EELSVAE_ERR_INVALID_ARGUMENT);                 \
+        if (!strstr(eelsvae_last_error(), name))                                                                 \
+            fail_msg("message '%s' does not name %s", eelsvae_last_error(), name);                               \
+    } while (0)
+    SPOIL("epochs", o.epochs = 0);
+    SPOIL("batch", o.batch = 0);
+    SPOIL("learning_rate", o.learning_rate = 0);
+    SPOIL("learning_rate", o.learning_rate = NAN);
+    SPOIL("validation_fraction", o.validation_fraction = 1.0);
+    SPOIL("validation_fraction", o.validation_fraction = -0.1);
+    SPOIL("clip_norm", o.clip_norm = -1);
+    SPOIL("checkpoint_path", o.checkpoint_every = 1);
+    eelsvae_preprocess_options pre;
+    assert_ok(eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_PAPER));
+    pre.mean_filter = 2;
+    SPOIL("mean_filter", o.preprocess = &pre);
+    assert_ok(eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_PAPER));
+    pre.percentile_hi = 101;
+    SPOIL("percentile", o.preprocess = &pre);
+    SPOIL("struct_size", o.struct_size = 0);
+#undef SPOIL
+
+    /* a cube that does not reach the model's range; one of another dispersion */
+    eelsvae_cube *late = synth(24, 24, 700.0, 760.0, 1.0, 1000.0, 3);
+    const eelsvae_cube *c_late[2] = {p.c[0], late};
+    assert_status(eelsvae_model_train(m, c_late, NULL, 2, &t), EELSVAE_ERR_RANGE);
+    assert_true(strstr(eelsvae_last_error(), "cube 1") != NULL);
+    eelsvae_cube *short_axis = synth(24, 24, 686.0, 720.0, 1.0, 1000.0, 3); /* ends before 695 + 31 */
+    const eelsvae_cube *c_short[1] = {short_axis};
+    assert_status(eelsvae_model_train(m, c_short, NULL, 1, &t), EELSVAE_ERR_RANGE);
+    eelsvae_cube *fine = synth(24, 24, 686.0, 737.0, 0.5, 1000.0, 3);
+    const eelsvae_cube *c_fine[2] = {p.c[0], fine};
+    assert_status(eelsvae_model_train(m, c_fine, NULL, 2, &t), EELSVAE_ERR_RANGE);
+    assert_true(strstr(eelsvae_last_error(), "dispersion") != NULL);
+    /* NaN in the data */
+    eelsvae_cube *nan_cube = NULL;
+    assert_ok(eelsvae_cube_copy(p.c[1], &nan_cube));
+    eelsvae_cube_data(nan_cube)[(5 * 24 + 6) * 52 + 20] = NAN;
+    const eelsvae_cube *c_nan[2] = {p.c[0], nan_cube};
+    assert_status(eelsvae_model_train(m, c_nan, NULL, 2, &t), EELSVAE_ERR_NUMERIC);
+    /* nothing above changed the model: it is still untrained */
+    eelsvae_cube *prep = NULL;
+    assert_status(eelsvae_model_prepare(m, p.c[0], &prep), EELSVAE_ERR_INVALID_ARGUMENT);
+    eelsvae_model *init = tiny_model(5);
+    assert_true(same_params(m, init));
+    eelsvae_model_free(init);
+    eelsvae_cube_free(late);
+    eelsvae_cube_free(short_axis);
+    eelsvae_cube_free(fine);
+    eelsvae_cube_free(nan_cube);
+    eelsvae_model_free(m);
+    pair_free(&p);
+}
+
+static void test_divergence(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_model *m = tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 3);
+    t.learning_rate = 1e30; /* the first step throws the weights to ±1e30 */
+    t.clip_norm = 0;
+    assert_status(train(m, &p, &t), EELSVAE_ERR_NUMERIC);
+    assert_true(strstr(eelsvae_last_error(), "epoch") != NULL);
+    eelsvae_model_free(m);
+    pair_free(&p);
+}
+
+/* Batches per epoch with batch 1 and no validation = training tiles. */
+static size_t tiles_used(const eelsvae_cube *const *cubes, const uint8_t *const *exclude, size_t n,
+                         eelsvae_status *st)
+{
+    eelsvae_model *m = tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    t.batch = 1;
+    t.validation_fraction = 0;
+    recorder r;
+    recorder_init(&r, &t);
+    r.cancel_at_call = 1; /* the first call tells the count */
+    *st = eelsvae_model_train(m, cubes, exclude, n, &t);
+    eelsvae_model_free(m);
+    return r.batches;
+}
+
+static void test_exclusion(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    const eelsvae_cube *cubes[2] = {p.c[0], p.c[1]};
+    eelsvae_status st = EELSVAE_OK;
+    /* stride 4 on 24 pixels: origins 0, 4, 8, 12, 16 → 25 tiles per cube */
+    assert_int_equal(tiles_used(cubes, NULL, 2, &st), 50);
+    assert_int_equal(st, EELSVAE_ERR_CANCELLED);
+    uint8_t none[24 * 24], one[24 * 24], all[24 * 24];
+    memset(none, 0, sizeof none);
+    memset(one, 0, sizeof one);
+    memset(all, 1, sizeof all);
+    /* pixel (10, 10) lies in the tiles at rows 4 and 8 and columns 4 and 8: 4 tiles */
+    one[10 * 24 + 10] = 1;
+    const uint8_t *mask_one[2] = {NULL, one};
+    assert_int_equal(tiles_used(cubes, mask_one, 2, &st), 46);
+    /* pixel (0, 23) lies in one tile only */
+    memset(one, 0, sizeof one);
+    one[23] = 1;
+    const uint8_t *mask_corner[2] = {one, none};
+    assert_int_equal(tiles_used(cubes, mask_corner, 2, &st), 49);
+    /* a whole cube excluded */
+    const uint8_t *mask_half[2] = {all, NULL};
+    assert_int_equal(tiles_used(cubes, mask_half, 2, &st), 25);
+    /* everything excluded: nothing to train on */
+    const uint8_t *mask_all[2] = {all, all};
+    tiles_used(cubes, mask_all, 2, &st);
+    assert_int_equal(st, EELSVAE_ERR_DIMENSION);
+    assert_true(strstr(eelsvae_last_error(), "no tile left") != NULL);
+    /* a scan smaller than a tile gives no tile either */
+    eelsvae_cube *small = synth(6, 30, 686.0, 737.0, 1.0, 1000.0, 4);
+    const eelsvae_cube *c_small[1] = {small};
+    tiles_used(c_small, NULL, 1, &st);
+    assert_int_equal(st, EELSVAE_ERR_DIMENSION);
+    eelsvae_cube_free(small);
+    pair_free(&p);
+}
+
+/* ---- checkpoints and files -------------------------------------------------------------------- */
+
+static void test_save_load_round_trip(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_model *m = tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 2);
+    assert_ok(train(m, &p, &t));
+    const char *path = tu_path("model.evm");
+    assert_ok(eelsvae_model_save(m, path, 0));
+    eelsvae_model *back = NULL;
+    assert_ok(eelsvae_model_load(path, &back));
+    assert_true(same_params(m, back));
+    eelsvae_model_options a, b;
+    assert_ok(eelsvae_model_options_get(m, &a));
+    assert_ok(eelsvae_model_options_get(back, &b));
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_false(back->state.started); /* no training state without asking */
+
+    eelsvae_cube *pa = NULL, *pb = NULL, *ra = NULL, *rb = NULL;
+    assert_ok(eelsvae_model_prepare(m, p.c[1], &pa));
+    assert_ok(eelsvae_model_prepare(back, p.c[1], &pb));
+    assert_memory_equal(eelsvae_cube_data(pa), eelsvae_cube_data(pb), 24 * 24 * E * sizeof(float));
+    assert_ok(eelsvae_model_reconstruct(m, pa, &ra));
+    assert_ok(eelsvae_model_reconstruct(back, pb, &rb));
+    assert_memory_equal(eelsvae_cube_data(ra), eelsvae_cube_data(rb), 24 * 24 * E * sizeof(float));
+
+    /* an untrained model saves and loads too, and stays untrained */
+    eelsvae_model *raw = tiny_model(9), *raw_back = NULL;
+    assert_ok(eelsvae_model_save(raw, tu_path("raw.evm"), 1));
+    assert_ok(eelsvae_model_load(tu_path("raw.evm"), &raw_back));
+    assert_true(same_params(raw, raw_back));
+    eelsvae_cube *none = NULL;
+    assert_status(eelsvae_model_prepare(raw_back, p.c[0], &none), EELSVAE_ERR_INVALID_ARGUMENT);
+    eelsvae_model_free(raw);
+    eelsvae_model_free(raw_back);
+
+    assert_status(eelsvae_model_save(NULL, path, 0), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_save(m, NULL, 0), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_load(NULL, &back), EELSVAE_ERR_INVALID_ARGUMENT);
+    eelsvae_cube_free(pa);
+    eelsvae_cube_free(pb);
+    eelsvae_cube_free(ra);
+    eelsvae_cube_free(rb);
+    eelsvae_model_free(back);
+    eelsvae_model_free(m);
+    pair_free(&p);
+}
+
+static void test_checkpoint_resume(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_train_options t;
+    train_options(&t, 4);
+    t.plateau_patience = 1; /* so the scheduler state matters too */
+    eelsvae_model *whole = tiny_model(5);
+    assert_ok(train(whole, &p, &t));
+
+    /* checkpoints every 2 epochs; stopped right after the one of epoch 2 */
+    const char *ckpt = tu_path("ckpt.evm");
+    eelsvae_train_options tc = t;
+    tc.checkpoint_path = ckpt;
+    tc.checkpoint_every = 2;
+    recorder r;
+    recorder_init(&r, &tc);
+    r.cancel_after_epoch = 2;
+    eelsvae_model *first = tiny_model(5);
+    assert_status(train(first, &p, &tc), EELSVAE_ERR_CANCELLED);
+    eelsvae_model *resumed = NULL;
+    assert_ok(eelsvae_model_load(ckpt, &resumed));
+    assert_true(resumed->state.started);
+    assert_int_equal(resumed->state.epochs_done, 2);
+    assert_true(same_params(resumed, first));
+    assert_false(same_params(resumed, whole));
+    recorder_init(&r, &t);
+    assert_ok(train(resumed, &p, &t));
+    assert_int_equal(r.calls, 2 * 12); /* epochs 3 and 4 only */
+    assert_true(same_params(resumed, whole));
+    /* the run's own last checkpoint (epoch 4) is the finished model */
+    r.cancel_after_epoch = 0;
+    eelsvae_model *full = tiny_model(5), *last = NULL;
+    assert_ok(train(full, &p, &tc));
+    assert_ok(eelsvae_model_load(ckpt, &last));
+    assert_true(same_params(last, whole));
+
+    /* a checkpoint that cannot be written stops training with IO */
+    eelsvae_train_options tio = t;
+    tio.checkpoint_path = "/nonexistent-eelsvae-dir/ckpt.evm";
+    tio.checkpoint_every = 1;
+    eelsvae_model *io = tiny_model(5);
+    assert_status(train(io, &p, &tio), EELSVAE_ERR_IO);
+    assert_int_equal(io->state.epochs_done, 1);
+    eelsvae_model_free(io);
+
+    /* the same by an explicit save after a 2-epoch run */
+    eelsvae_model *two = tiny_model(5), *from_two = NULL, *plain = NULL;
+    eelsvae_train_options t2 = t;
+    t2.epochs = 2;
+    assert_ok(train(two, &p, &t2));
+    assert_ok(eelsvae_model_save(two, tu_path("two.evm"), 1));
+    assert_ok(eelsvae_model_load(tu_path("two.evm"), &from_two));
+    assert_ok(train(from_two, &p, &t));
+    assert_true(same_params(from_two, whole));
+    /* without the training state it starts over (4 more epochs): other weights */
+    assert_ok(eelsvae_model_save(two, tu_path("plain.evm"), 0));
+    assert_ok(eelsvae_model_load(tu_path("plain.evm"), &plain));
+    assert_ok(train(plain, &p, &t));
+    assert_false(same_params(plain, whole));
+
+    eelsvae_model_free(whole);
+    eelsvae_model_free(first);
+    eelsvae_model_free(resumed);
+    eelsvae_model_free(full);
+    eelsvae_model_free(last);
+    eelsvae_model_free(two);
+    eelsvae_model_free(from_two);
+    eelsvae_model_free(plain);
+    pair_free(&p);
+}
+
+static unsigned char *slurp(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *d = malloc((size_t)n + 1);
+    assert_non_null(d);
+    assert_int_equal(fread(d, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return d;
+}
+
+static void spit(const char *path, const unsigned char *d, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(d, 1, n, f), n);
+    fclose(f);
+}
+
+static void expect_load(const char *path, eelsvae_status want)
+{
+    eelsvae_model *m = NULL;
+    assert_status(eelsvae_model_load(path, &m), want);
+    assert_null(m);
+}
+
+static void put_le32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void test_bad_files(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_model *m = tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    assert_ok(train(m, &p, &t));
+    const char *good = tu_path("good.evm"), *bad = tu_path("bad.evm");
+    assert_ok(eelsvae_model_save(m, good, 1));
+    size_t n = 0;
+    unsigned char *d = slurp(good, &n);
+    /* 720-byte prefix, 3 blocks of 4·2533 bytes, 264 bytes of state, CRC */
+    assert_int_equal(n, 720 + 3 * 4 * TINY_PARAMETERS + 264 + 4);
+    assert_memory_equal(d, "EELSVMDL", 8);
+
+    /* a flipped byte inside the parameters */
+    d[720 + 4 * 100 + 1] ^= 0x40;
+    spit(bad, d, n);
+    expect_load(bad, EELSVAE_ERR_CHECKSUM);
+    d[720 + 4 * 100 + 1] ^= 0x40;
+    /* and one in the Adam moments */
+    d[n - 100] ^= 1;
+    spit(bad, d, n);
+    expect_load(bad, EELSVAE_ERR_CHECKSUM);
+    d[n - 100] ^= 1;
+
+    /* truncated anywhere */
+    const size_t cuts[] = {0, 5, 8, 11, 40, 100, 719, 720, 721, 5000, n - 5, n - 1};
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        spit(bad, d, cuts[i]);
+        expect_load(bad, EELSVAE_ERR_FORMAT);
+    }
+    /* trailing garbage */
+    unsigned char *longer = malloc(n + 3);
+    memcpy(longer, d, n);
+    memset(longer + n, 0, 3);
+    spit(bad, longer, n + 3);
+    expect_load(bad, EELSVAE_ERR_FORMAT);
+    free(longer);
+
+    /* wrong magic; newer version */
+    d[0] = 'X';
+    spit(bad, d, n);
+    expect_load(bad, EELSVAE_ERR_FORMAT);
+    d[0] = 'E';
+    put_le32(d + 8, 2);
+    spit(bad, d, n);
+    expect_load(bad, EELSVAE_ERR_VERSION);
+    put_le32(d + 8, 1);
+
+    /* a lying header: a huge parameter count, a huge file size, a huge
+     * channel count — all caught before allocating */
+    unsigned char save[8];
+    memcpy(save, d + 24, 8);
+    memset(d + 24, 0xFF, 7);
+    spit(bad, d, n);
+    expect_load(bad, EELSVAE_ERR_FORMAT);
+    assert_true(strstr(eelsvae_last_error(), "offset 24") != NULL);
+    memcpy(d + 24, save, 8);
+    memcpy(save, d + 16, 8);
+    d[22] = 0x10;
+    spit(bad, d, n);
+    expect_load(bad, EELSVAE_ERR_FORMAT);
+    assert_true(strstr(eelsvae_last_error(), "offset 16") != NULL);
+    memcpy(d + 16, save, 8);
+    memcpy(save, d + 72, 8); /* energy_channels */
+    d[78] = 0x7F;
+    spit(bad, d, n);
+    expect_load(bad, EELSVAE_ERR_FORMAT);
+    memcpy(d + 72, save, 8);
+    /* unknown flags */
+    d[35] = 0x80;
+    spit(bad, d, n);
+    expect_load(bad, EELSVAE_ERR_FORMAT);
+    d[35] = 0;
+    /* the restored bytes load again */
+    spit(bad, d, n);
+    eelsvae_model *again = NULL;
+    assert_ok(eelsvae_model_load(bad, &again));
+    assert_true(same_params(again, m));
+    eelsvae_model_free(again);
+
+    expect_load(tu_path("missing.evm"), EELSVAE_ERR_IO);
+
+    /* a failed save (the temporary's name is too long) keeps the old file */
+    char name[251];
+    memset(name, 'm', 250);
+    name[250] = '\0';
+    const char *old = tu_path(name);
+    spit(old, (const unsigned char *)"old contents", 12);
+    assert_status(eelsvae_model_save(m, old, 1), EELSVAE_ERR_IO);
+    size_t on = 0;
+    unsigned char *od = slurp(old, &on);
+    assert_int_equal(on, 12);
+    assert_memory_equal(od, "old contents", 12);
+    free(od);
+    remove(old);
+    free(d);
+    eelsvae_model_free(m);
+    pair_free(&p);
+}
+
+/* ---- the input transform and detection ------------------------------------------------------------ */
+
+static void test_prepare(void **state)
+{
+    (void)state;
+    eelsvae_cube *cube = train_cube(21);
+    eelsvae_model *m = tiny_model(5);
+    eelsvae_cube *prep = NULL;
+    assert_status(eelsvae_model_prepare(m, cube, &prep), EELSVAE_ERR_INVALID_ARGUMENT); /* untrained */
+
+    /* one training cube: its transform is the paper chain on the cropped cube */
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    recorder r;
+    recorder_init(&r, &t);
+    r.cancel_at_call = 1;
+    const eelsvae_cube *cubes[1] = {cube};
+    assert_status(eelsvae_model_train(m, cubes, NULL, 1, &t), EELSVAE_ERR_CANCELLED);
+    assert_ok(eelsvae_model_prepare(m, cube, &prep));
+    size_t ny = 0, nx = 0, ne = 0;
+    eelsvae_cube_shape(prep, &ny, &nx, &ne);
+    assert_int_equal(ny, 24);
+    assert_int_equal(nx, 24);
+    assert_int_equal(ne, E);
+    double off = 0, scale = 0;
+    assert_ok(eelsvae_cube_axis(prep, EELSVAE_AXIS_E, &off, &scale, NULL));
+    assert_close(off, E_START, 1e-9, 0);
+    assert_close(scale, 1.0, 0, 0);
+    eelsvae_cube *oracle = NULL;
+    assert_ok(eelsvae_cube_crop_energy(cube, E_START, E_START + E - 1, &oracle));
+    eelsvae_preprocess_options pre;
+    assert_ok(eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_PAPER));
+    assert_ok(eelsvae_cube_preprocess(oracle, &pre, NULL, NULL));
+    const float *a = eelsvae_cube_data(prep), *b = eelsvae_cube_data(oracle);
+    for (size_t i = 0; i < 24 * 24 * E; i++) {
+        assert_true(a[i] >= 0.0f && a[i] <= 1.0f);
+        assert_close(a[i], b[i], 1e-6, 0);
+    }
+    eelsvae_cube_free(oracle);
+    eelsvae_cube_free(prep);
+
+    /* another cube gets the training scaling, not its own: a brighter cube saturates more */
+    eelsvae_cube *bright = synth(24, 24, 686.0, 737.0, 1.0, 3000.0, 22);
+    assert_ok(eelsvae_model_prepare(m, bright, &prep));
+    size_t ones = 0, ones_own = 0;
+    assert_ok(eelsvae_cube_crop_energy(bright, E_START, E_START + E - 1, &oracle));
+    assert_ok(eelsvae_cube_preprocess(oracle, &pre, NULL, NULL));
+    for (size_t i = 0; i < 24 * 24 * E; i++) {
+        ones += eelsvae_cube_data(prep)[i] == 1.0f;
+        ones_own += eelsvae_cube_data(oracle)[i] == 1.0f;
+    }
+    assert_true(ones > 10 * (ones_own + 1));
+    eelsvae_cube_free(oracle);
+    eelsvae_cube_free(prep);
+    eelsvae_cube_free(bright);
+
+    /* a cube that starts below the range by a fraction of a channel still crops from its
+     * first channel at or above 695 eV */
+    eelsvae_cube *shifted = synth(24, 24, 686.4, 737.4, 1.0, 1000.0, 23);
+    assert_ok(eelsvae_model_prepare(m, shifted, &prep));
+    assert_ok(eelsvae_cube_axis(prep, EELSVAE_AXIS_E, &off, NULL, NULL));
+    assert_close(off, 695.4, 1e-9, 0);
+    eelsvae_cube_free(prep);
+    eelsvae_cube_free(shifted);
+
+    eelsvae_cube *other_dispersion = synth(24, 24, 686.0, 737.0, 0.5, 1000.0, 23);
+    assert_status(eelsvae_model_prepare(m, other_dispersion, &prep), EELSVAE_ERR_RANGE);
+    assert_true(strstr(eelsvae_last_error(), "0.5") != NULL);
+    eelsvae_cube *late = synth(24, 24, 700.0, 760.0, 1.0, 1000.0, 23);
+    assert_status(eelsvae_model_prepare(m, late, &prep), EELSVAE_ERR_RANGE);
+    eelsvae_cube *early = synth(24, 24, 650.0, 720.0, 1.0, 1000.0, 23); /* ends at 720 < 726 */
+    assert_status(eelsvae_model_prepare(m, early, &prep), EELSVAE_ERR_RANGE);
+    eelsvae_cube *tiny = synth(7, 30, 686.0, 737.0, 1.0, 1000.0, 23);
+    assert_status(eelsvae_model_prepare(m, tiny, &prep), EELSVAE_ERR_DIMENSION);
+    assert_status(eelsvae_model_prepare(NULL, cube, &prep), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_prepare(m, cube, NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+    eelsvae_cube_free(other_dispersion);
+    eelsvae_cube_free(late);
+    eelsvae_cube_free(early);
+    eelsvae_cube_free(tiny);
+    eelsvae_cube_free(cube);
+    eelsvae_model_free(m);
+}
+
+/* Two cubes share one scaling: the percentiles of both blurred crops together. */
+static void test_joint_scaling(void **state)
+{
+    (void)state;
+    eelsvae_cube *dim = synth(24, 24, 686.0, 737.0, 1.0, 500.0, 31);
+    eelsvae_cube *bright = synth(24, 24, 686.0, 737.0, 1.0, 4000.0, 32);
+    eelsvae_model *m = tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    recorder r;
+    recorder_init(&r, &t);
+    r.cancel_at_call = 1;
+    const eelsvae_cube *cubes[2] = {dim, bright};
+    assert_status(eelsvae_model_train(m, cubes, NULL, 2, &t), EELSVAE_ERR_CANCELLED);
+
+    /* the oracle: blur each crop, stack every spectrum into one cube, percentiles */
+    eelsvae_preprocess_options pre;
+    assert_ok(eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_PAPER));
+    eelsvae_cube *crop[2] = {NULL, NULL}, *stack = NULL;
+    assert_ok(eelsvae_cube_create(2 * 24 * 24, 1, E, &stack));
+    for (int i = 0; i < 2; i++) {
+        assert_ok(eelsvae_cube_crop_energy(cubes[i], E_START, E_START + E - 1, &crop[i]));
+        eelsvae_cube *blurred = NULL;
+        assert_ok(eelsvae_cube_copy(crop[i], &blurred));
+        assert_ok(eelsvae_cube_gaussian_blur(blurred, pre.sigma[0], pre.sigma[1], pre.sigma[2]));
+        memcpy(eelsvae_cube_data(stack) + (size_t)i * 24 * 24 * E, eelsvae_cube_data(blurred),
+               24 * 24 * E * sizeof(float));
+        eelsvae_cube_free(blurred);
+    }
+    double lo = 0, hi = 0;
+    assert_ok(eelsvae_cube_percentiles(stack, 1.0, 99.0, &lo, &hi));
+    pre.use_fixed_scaling = 1;
+    pre.scale_lo = lo;
+    pre.scale_hi = hi;
+    for (int i = 0; i < 2; i++) {
+        eelsvae_cube *prep = NULL;
+        assert_ok(eelsvae_model_prepare(m, cubes[i], &prep));
+        assert_ok(eelsvae_cube_preprocess(crop[i], &pre, NULL, NULL));
+        const float *a = eelsvae_cube_data(prep), *b = eelsvae_cube_data(crop[i]);
+        for (size_t k = 0; k < 24 * 24 * E; k++) assert_close(a[k], b[k], 1e-6, 0);
+        eelsvae_cube_free(prep);
+        eelsvae_cube_free(crop[i]);
+    }
+    eelsvae_cube_free(stack);
+    eelsvae_cube_free(dim);
+    eelsvae_cube_free(bright);
+    eelsvae_model_free(m);
+}
+
+/* A model trained for a couple of epochs on the standard pair, and a
+ * prepared 20 × 20 cube (tiles overlap: origins 0, 8, 12). */
+static void trained_and_prepared(eelsvae_model **m, eelsvae_cube **prep)
+{
+    pair p = two_cubes();
+    *m = tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 2);
+    assert_ok(train(*m, &p, &t));
+    eelsvae_cube *raw = synth(20, 20, 686.0, 737.0, 1.0, 1000.0, 41);
+    assert_ok(eelsvae_cube_set_axis(raw, EELSVAE_AXIS_Y, 3.0, 0.25, "nm"));
+    assert_ok(eelsvae_model_prepare(*m, raw, prep));
+    eelsvae_cube_free(raw);
+    pair_free(&p);
+}
+
+static void test_reconstruct_encode_decode(void **state)
+{
+    (void)state;
+    eelsvae_model *m = NULL;
+    eelsvae_cube *prep = NULL, *rec = NULL;
+    trained_and_prepared(&m, &prep);
+    assert_ok(eelsvae_model_reconstruct(m, prep, &rec));
+    size_t ny = 0, nx = 0, ne = 0;
+    eelsvae_cube_shape(rec, &ny, &nx, &ne);
+    assert_int_equal(ny, 20);
+    assert_int_equal(nx, 20);
+    assert_int_equal(ne, E);
+    for (int axis = 0; axis < 3; axis++) {
+        double o1 = 0, s1 = 0, o2 = 0, s2 = 0;
+        const char *u1 = NULL, *u2 = NULL;
+        assert_ok(eelsvae_cube_axis(prep, (eelsvae_axis)axis, &o1, &s1, &u1));
+        assert_ok(eelsvae_cube_axis(rec, (eelsvae_axis)axis, &o2, &s2, &u2));
+        assert_close(o2, o1, 0, 0);
+        assert_close(s2, s1, 0, 0);
+        assert_string_equal(u1, u2);
+    }
+    double y0 = 0;
+    assert_ok(eelsvae_cube_axis(rec, EELSVAE_AXIS_Y, &y0, NULL, NULL));
+    assert_close(y0, 3.0, 0, 0);
+
+    /* encode: 3 × 3 tiles; decode(μ) of each tile; the reconstruction is their
+     * average where tiles overlap */
+    const size_t tiles = 9, tf = T * T * E;
+    float mu[9 * L], logvar[9 * L], mu_only[9 * L];
+    assert_ok(eelsvae_model_encode(m, prep, mu, logvar, tiles * L));
+    assert_ok(eelsvae_model_encode(m, prep, mu_only, NULL, tiles * L));
+    assert_memory_equal(mu, mu_only, sizeof mu);
+    for (size_t i = 0; i < tiles * L; i++) assert_true(isfinite(mu[i]) && isfinite(logvar[i]));
+    float *dec = malloc(tiles * tf * sizeof *dec);
+    assert_non_null(dec);
+    assert_ok(eelsvae_model_decode(m, mu, tiles, dec, tiles * tf));
+    for (size_t i = 0; i < tiles * tf; i++) assert_true(dec[i] >= 0.0f && dec[i] <= 1.0f);
+    const size_t origin[3] = {0, 8, 12};
+    const float *r = eelsvae_cube_data(rec);
+    double worst = 0;
+    for (size_t y = 0; y < 20; y++)
+        for (size_t x = 0; x < 20; x++)
+            for (size_t e = 0; e < E; e++) {
+                double sum = 0;
+                int hits = 0;
+                for (size_t i = 0; i < 3; i++)
+                    for (size_t j = 0; j < 3; j++) {
+                        if (y < origin[i] || y >= origin[i] + T || x < origin[j] || x >= origin[j] + T) continue;
+                        sum += dec[(i * 3 + j) * tf + ((y - origin[i]) * T + (x - origin[j])) * E + e];
+                        hits++;
+                    }
+                double d = fabs(r[(y * 20 + x) * E + e] - sum / hits);
+                worst = d > worst ? d : worst;
+            }
+    assert_true(worst <= 1e-6);
+    /* the tiles differ from one another: the network is not constant */
+    assert_true(memcmp(dec, dec + 4 * tf, tf * sizeof *dec) != 0);
+
+    /* count and shape checks */
+    assert_status(eelsvae_model_encode(m, prep, mu, logvar, tiles * L - 1), EELSVAE_ERR_DIMENSION);
+    assert_status(eelsvae_model_encode(m, prep, mu, logvar, tiles * L + L), EELSVAE_ERR_DIMENSION);
+    assert_status(eelsvae_model_decode(m, mu, tiles, dec, tiles * tf - 1), EELSVAE_ERR_DIMENSION);
+    assert_ok(eelsvae_model_decode(m, mu, 0, dec, 0));
+    eelsvae_cube *raw = synth(20, 20, 686.0, 737.0, 1.0, 1000.0, 41), *out = NULL;
+    assert_status(eelsvae_model_reconstruct(m, raw, &out), EELSVAE_ERR_DIMENSION); /* 52 channels, not 32 */
+    assert_status(eelsvae_model_encode(m, raw, mu, NULL, tiles * L), EELSVAE_ERR_DIMENSION);
+    eelsvae_cube *narrow = NULL;
+    assert_ok(eelsvae_cube_crop(prep, 0, 0, 20, 7, &narrow));
+    assert_status(eelsvae_model_reconstruct(m, narrow, &out), EELSVAE_ERR_DIMENSION);
+    assert_null(out);
+    assert_status(eelsvae_model_reconstruct(NULL, prep, &out), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_decode(NULL, mu, 1, dec, tf), EELSVAE_ERR_INVALID_ARGUMENT);
+    eelsvae_cube_free(narrow);
+    eelsvae_cube_free(raw);
+    free(dec);
+    eelsvae_cube_free(rec);
+    eelsvae_cube_free(prep);
+    eelsvae_model_free(m);
+}
+
+/* Every allocation that can fail, failing in turn: NOMEM, nothing leaked
+ * (the sanitiser build checks), and the call succeeds once they all can. */
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    recorder r;
+    unsigned long k = 1;
+    for (;; k++) {
+        eelsvae_model *m = tiny_model(5);
+        recorder_init(&r, &t);
+        r.cancel_at_call = 2;
+        evae_fail_allocation_after(k);
+        eelsvae_status st = train(m, &p, &t);
+        evae_fail_allocation_after(0);
+        eelsvae_model_free(m);
+        if (st == EELSVAE_ERR_CANCELLED) break;
+        assert_int_equal(st, EELSVAE_ERR_NOMEM);
+        assert_true(k < 10000);
+    }
+    print_message("training: %lu allocations can fail\n", k - 1);
+
+    eelsvae_model *m = tiny_model(5);
+    assert_ok(train(m, &p, &t));
+    const char *path = tu_path("alloc.evm");
+    assert_ok(eelsvae_model_save(m, path, 1));
+    for (k = 1;; k++) {
+        eelsvae_model *back = NULL;
+        evae_fail_allocation_after(k);
+        eelsvae_status st = eelsvae_model_load(path, &back);
+        evae_fail_allocation_after(0);
+        if (st == EELSVAE_OK) {
+            assert_true(same_params(back, m));
+            eelsvae_model_free(back);
+            break;
+        }
+        assert_int_equal(st, EELSVAE_ERR_NOMEM);
+        assert_null(back);
+        assert_true(k < 10000);
+    }
+    for (k = 1;; k++) {
+        evae_fail_allocation_after(k);
+        eelsvae_status st = eelsvae_model_save(m, tu_path("alloc2.evm"), 1);
+        evae_fail_allocation_after(0);
+        if (st == EELSVAE_OK) break;
+        assert_int_equal(st, EELSVAE_ERR_NOMEM);
+        assert_true(k < 10000);
+    }
+    for (k = 1;; k++) {
+        eelsvae_model *fresh = NULL;
+        eelsvae_model_options o;
+        tiny_arch(&o);
+        evae_fail_allocation_after(k);
+        eelsvae_status st = eelsvae_model_create(&o, 1, &fresh);
+        evae_fail_allocation_after(0);
+        eelsvae_model_free(fresh);
+        if (st == EELSVAE_OK) break;
+        assert_int_equal(st, EELSVAE_ERR_NOMEM);
+        assert_true(k < 10000);
+    }
+    for (k = 1;; k++) {
+        /* a fresh handle each time, so that the inference net has to grow */
+        eelsvae_model *use = NULL;
+        assert_ok(eelsvae_model_load(path, &use));
+        eelsvae_cube *prep = NULL, *rec = NULL;
+        float mu[9 * L];
+        evae_fail_allocation_after(k);
+        eelsvae_status st = eelsvae_model_prepare(use, p.c[0], &prep);
+        if (st == EELSVAE_OK) st = eelsvae_model_reconstruct(use, prep, &rec);
+        if (st == EELSVAE_OK) st = eelsvae_model_encode(use, prep, mu, NULL, 9 * L);
+        evae_fail_allocation_after(0);
+        eelsvae_cube_free(prep);
+        eelsvae_cube_free(rec);
+        eelsvae_model_free(use);
+        if (st == EELSVAE_OK) break;
+        assert_int_equal(st, EELSVAE_ERR_NOMEM);
+        assert_true(k < 10000);
+    }
+    eelsvae_model_free(m);
+    pair_free(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_train_presets),
+        cmocka_unit_test(test_create),
+        cmocka_unit_test(test_training_reduces_loss),
+        cmocka_unit_test(test_validation_loss_falls),
+        cmocka_unit_test(test_cancel_and_resume_mid_epoch),
+        cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_determinism_two_threads),
+        cmocka_unit_test(test_train_arguments),
+        cmocka_unit_test(test_divergence),
+        cmocka_unit_test(test_exclusion),
+        cmocka_unit_test(test_save_load_round_trip),
+        cmocka_unit_test(test_checkpoint_resume),
+        cmocka_unit_test(test_bad_files),
+        cmocka_unit_test(test_prepare),
+        cmocka_unit_test(test_joint_scaling),
+        cmocka_unit_test(test_reconstruct_encode_decode),
+        cmocka_unit_test(test_allocation_failures),
+    };
+    /* One thread: the tiny network's work is too small to share, and the
+     * machines running the tests are often busy. */
+    eelsvae_set_threads(1);
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
