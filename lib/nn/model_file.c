@@ -38,6 +38,8 @@
  * anything is allocated, so a corrupt header cannot ask for a huge buffer. */
 #include "model_private.h"
 
+#include "../core/bytes.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -57,25 +59,6 @@
 
 /* ---- little-endian encoding ------------------------------------------------------ */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 /* Sequential fields in a byte buffer. */
 typedef struct cursor {
     uint8_t *p;
@@ -84,7 +67,7 @@ typedef struct cursor {
 
 static void put_u64(cursor *c, uint64_t v)
 {
-    for (int i = 0; i < 8; i++) c->p[c->at + (size_t)i] = (uint8_t)(v >> (8 * i));
+    evae_put_u64(c->p + c->at, v);
     c->at += 8;
 }
 
@@ -102,7 +85,7 @@ static void put_i64(cursor *c, int64_t v)
 
 static uint64_t take_u64(cursor *c)
 {
-    uint64_t v = get_u64(c->p + c->at);
+    uint64_t v = evae_get_u64(c->p + c->at);
     c->at += 8;
     return v;
 }
@@ -332,7 +315,7 @@ static eelsvae_status write_floats(crc_writer *w, const float *x, size_t n)
         for (size_t j = 0; j < k; j++) {
             uint32_t v = 0;
             memcpy(&v, &x[i + j], sizeof v);
-            put_u32(w->chunk + 4 * j, v);
+            evae_put_u32(w->chunk + 4 * j, v);
         }
         EVAE_TRY(write_bytes(w, w->chunk, 4 * k));
     }
@@ -343,15 +326,15 @@ static void encode_prefix(const eelsvae_model *m, bool state, size_t total, uint
 {
     memset(buf, 0, PREFIX_BYTES);
     memcpy(buf, MODEL_MAGIC, 8);
-    put_u32(buf + 8, MODEL_FORMAT_VERSION);
-    put_u32(buf + 12, HEADER_BYTES);
+    evae_put_u32(buf + 8, MODEL_FORMAT_VERSION);
+    evae_put_u32(buf + 12, HEADER_BYTES);
     cursor c = {buf, 16};
     put_u64(&c, total);
     put_u64(&c, m->layout.parameters);
-    put_u32(buf + 32, (m->transform.recorded ? FLAG_TRANSFORM : 0u) | (state ? FLAG_STATE : 0u));
-    put_u32(buf + 36, ARCH_BYTES);
-    put_u32(buf + 40, TRANSFORM_BYTES);
-    put_u32(buf + 44, state ? STATE_BYTES : 0u);
+    evae_put_u32(buf + 32, (m->transform.recorded ? FLAG_TRANSFORM : 0u) | (state ? FLAG_STATE : 0u));
+    evae_put_u32(buf + 36, ARCH_BYTES);
+    evae_put_u32(buf + 40, TRANSFORM_BYTES);
+    evae_put_u32(buf + 44, state ? STATE_BYTES : 0u);
     c.at = HEADER_BYTES;
     encode_arch(&c, &m->arch);
     encode_transform(&c, &m->transform);
@@ -373,7 +356,7 @@ static eelsvae_status write_model(crc_writer *w, const eelsvae_model *m, bool st
         EVAE_TRY(write_floats(w, m->state.v, n));
     }
     uint8_t crc[4];
-    put_u32(crc, w->crc);
+    evae_put_u32(crc, w->crc);
     return evae_atomic_write(&w->f, crc, 4);
 }
 
@@ -426,7 +409,7 @@ static eelsvae_status read_floats(crc_reader *r, float *x, size_t n)
         size_t k = n - i < CHUNK_FLOATS ? n - i : CHUNK_FLOATS;
         EVAE_TRY(read_bytes(r, r->chunk, 4 * k));
         for (size_t j = 0; j < k; j++) {
-            uint32_t v = get_u32(r->chunk + 4 * j);
+            uint32_t v = evae_get_u32(r->chunk + 4 * j);
             memcpy(&x[i + j], &v, sizeof v);
         }
     }
@@ -469,7 +452,7 @@ static eelsvae_status check_header(const char *path, const uint8_t *d, size_t go
     if (got < 8 || memcmp(d, MODEL_MAGIC, 8) != 0)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: not a model file (no \"%s\" magic at offset 0)", path, MODEL_MAGIC);
     if (got < 12) return evae_fail(EELSVAE_ERR_FORMAT, "%s: truncated at offset %zu inside the header", path, got);
-    uint32_t version = get_u32(d + 8);
+    uint32_t version = evae_get_u32(d + 8);
     if (version != MODEL_FORMAT_VERSION)
         return evae_fail(EELSVAE_ERR_VERSION, "%s: format version %u at offset 8; this library reads version %u", path,
                          version, MODEL_FORMAT_VERSION);
@@ -482,15 +465,15 @@ static eelsvae_status check_header(const char *path, const uint8_t *d, size_t go
         const char *what;
     } sizes[] = {{12, HEADER_BYTES, "header"}, {36, ARCH_BYTES, "architecture"}, {40, TRANSFORM_BYTES, "transform"}};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        uint32_t v = get_u32(d + sizes[i].offset);
+        uint32_t v = evae_get_u32(d + sizes[i].offset);
         if (v != sizes[i].expect)
             return evae_fail(EELSVAE_ERR_FORMAT, "%s: %s size %u at offset %zu, expected %u", path, sizes[i].what, v,
                              sizes[i].offset, sizes[i].expect);
     }
-    uint32_t flags = get_u32(d + 32);
+    uint32_t flags = evae_get_u32(d + 32);
     if (flags & ~(FLAG_TRANSFORM | FLAG_STATE))
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: unknown flags 0x%x at offset 32", path, flags);
-    uint32_t state = get_u32(d + 44), want = (flags & FLAG_STATE) ? STATE_BYTES : 0u;
+    uint32_t state = evae_get_u32(d + 44), want = (flags & FLAG_STATE) ? STATE_BYTES : 0u;
     if (state != want)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: training-state size %u at offset 44, expected %u for flags 0x%x",
                          path, state, want, flags);
@@ -508,16 +491,16 @@ static eelsvae_status check_sizes(const char *path, const uint8_t *d, size_t siz
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: the architecture at offset %u is invalid: %s", path, HEADER_BYTES,
                          isfinite(plan->arch.energy_start) ? detail : "energy_start is not finite");
     }
-    uint64_t params = get_u64(d + 24);
+    uint64_t params = evae_get_u64(d + 24);
     if (params != plan->layout.parameters)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: %llu parameters at offset 24, the architecture at offset %u has %zu",
                          path, (unsigned long long)params, HEADER_BYTES, plan->layout.parameters);
-    plan->state = (get_u32(d + 32) & FLAG_STATE) != 0;
+    plan->state = (evae_get_u32(d + 32) & FLAG_STATE) != 0;
     size_t expect = 0;
     if (file_bytes(plan->layout.parameters, plan->state, &expect) != EELSVAE_OK)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: %zu parameters at offset 24 overflow the file size", path,
                          plan->layout.parameters);
-    uint64_t claimed = get_u64(d + 16);
+    uint64_t claimed = evae_get_u64(d + 16);
     if (claimed != expect)
         return evae_fail(EELSVAE_ERR_FORMAT,
                          "%s: file size %llu at offset 16 does not match the %zu bytes its sections need", path,
@@ -534,7 +517,7 @@ static eelsvae_status check_transform(const char *path, const uint8_t *d, file_p
     cursor c = {(uint8_t *)d, HEADER_BYTES + ARCH_BYTES};
     decode_transform(&c, &plan->transform);
     evae_model_transform *t = &plan->transform;
-    t->recorded = (get_u32(d + 32) & FLAG_TRANSFORM) != 0;
+    t->recorded = (evae_get_u32(d + 32) & FLAG_TRANSFORM) != 0;
     if (!t->recorded) {
         memset(t, 0, sizeof *t);
         return eelsvae_preprocess_options_init(&t->preprocess, EELSVAE_PRESET_PAPER);
@@ -603,9 +586,9 @@ static eelsvae_status read_model(crc_reader *r, const file_plan *plan, eelsvae_m
     size_t body = r->at;
     if (st == EELSVAE_OK && fread(crc, 1, 4, r->fp) != 4)
         st = evae_fail(EELSVAE_ERR_IO, "%s: read failed at offset %zu", r->path, body);
-    if (st == EELSVAE_OK && get_u32(crc) != r->crc)
+    if (st == EELSVAE_OK && evae_get_u32(crc) != r->crc)
         st = evae_fail(EELSVAE_ERR_CHECKSUM, "%s: CRC-32 0x%08x at offset %zu, the contents give 0x%08x", r->path,
-                       get_u32(crc), body, r->crc);
+                       evae_get_u32(crc), body, r->crc);
     if (st == EELSVAE_OK) st = check_values(r->path, m, state_offset);
     if (st != EELSVAE_OK) {
         eelsvae_model_free(m);

@@ -22,6 +22,8 @@
  * allocated, so a corrupt header cannot ask for a huge buffer. */
 #include "pca_private.h"
 
+#include "../core/bytes.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -36,59 +38,20 @@
 
 /* ---- little-endian encoding -------------------------------------------- */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
-static void put_f64(uint8_t *p, double d)
-{
-    uint64_t v = 0;
-    memcpy(&v, &d, sizeof v);
-    put_u64(p, v);
-}
-
-static double get_f64(const uint8_t *p)
-{
-    uint64_t v = get_u64(p);
-    double d = 0;
-    memcpy(&d, &v, sizeof d);
-    return d;
-}
-
 /* Encode n floats or doubles into a little-endian byte buffer. */
 static void put_f32_array(uint8_t *p, const float *x, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t v = 0;
         memcpy(&v, &x[i], sizeof v);
-        put_u32(p + 4 * i, v);
+        evae_put_u32(p + 4 * i, v);
     }
 }
 
 static void get_f32_array(float *x, const uint8_t *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        uint32_t v = get_u32(p + 4 * i);
+        uint32_t v = evae_get_u32(p + 4 * i);
         memcpy(&x[i], &v, sizeof v);
     }
 }
@@ -113,14 +76,14 @@ static void encode_header(const eelsvae_pca *pca, size_t file_bytes, uint8_t *h)
 {
     memset(h, 0, PCA_HEADER_BYTES);
     memcpy(h, PCA_MAGIC, 8);
-    put_u32(h + 8, PCA_FORMAT_VERSION);
-    put_u32(h + 12, PCA_HEADER_BYTES);
-    put_u64(h + 16, file_bytes);
-    put_u64(h + 24, pca->k);
-    put_u64(h + 32, pca->ne);
-    put_u32(h + 40, (pca->center ? PCA_FLAG_CENTER : 0u) | (pca->poisson ? PCA_FLAG_POISSON : 0u));
-    put_u64(h + 48, pca->pixels);
-    put_f64(h + 56, pca->total_ss);
+    evae_put_u32(h + 8, PCA_FORMAT_VERSION);
+    evae_put_u32(h + 12, PCA_HEADER_BYTES);
+    evae_put_u64(h + 16, file_bytes);
+    evae_put_u64(h + 24, pca->k);
+    evae_put_u64(h + 32, pca->ne);
+    evae_put_u32(h + 40, (pca->center ? PCA_FLAG_CENTER : 0u) | (pca->poisson ? PCA_FLAG_POISSON : 0u));
+    evae_put_u64(h + 48, pca->pixels);
+    evae_put_f64(h + 56, pca->total_ss);
 }
 
 static void encode_payload(const eelsvae_pca *pca, uint8_t *p)
@@ -132,9 +95,9 @@ static void encode_payload(const eelsvae_pca *pca, uint8_t *p)
     p += 4 * ne;
     put_f32_array(p, pca->components, k * ne);
     p += 4 * k * ne;
-    for (size_t i = 0; i < k; i++) put_f64(p + 8 * i, pca->singular[i]);
+    for (size_t i = 0; i < k; i++) evae_put_f64(p + 8 * i, pca->singular[i]);
     p += 8 * k;
-    for (size_t i = 0; i < k; i++) put_f64(p + 8 * i, pca->ratio[i]);
+    for (size_t i = 0; i < k; i++) evae_put_f64(p + 8 * i, pca->ratio[i]);
 }
 
 eelsvae_status eelsvae_pca_save(const eelsvae_pca *pca, const char *path)
@@ -147,7 +110,7 @@ eelsvae_status eelsvae_pca_save(const eelsvae_pca *pca, const char *path)
     EVAE_TRY(evae_alloc_array(body + 4, 1, (void **)&buf, "PCA file buffer"));
     encode_header(pca, body + 4, buf);
     encode_payload(pca, buf + PCA_HEADER_BYTES);
-    put_u32(buf + body, evae_crc32(0, buf, body));
+    evae_put_u32(buf + body, evae_crc32(0, buf, body));
 
     evae_atomic_file f;
     eelsvae_status st = evae_atomic_open(&f, path);
@@ -171,18 +134,18 @@ static eelsvae_status check_header(const char *path, const uint8_t *d, size_t go
     if (got < 8 || memcmp(d, PCA_MAGIC, 8) != 0)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: not a PCA basis file (no \"%s\" magic at offset 0)", path, PCA_MAGIC);
     if (got < 12) return evae_fail(EELSVAE_ERR_FORMAT, "%s: truncated at offset %zu inside the header", path, got);
-    uint32_t version = get_u32(d + 8);
+    uint32_t version = evae_get_u32(d + 8);
     if (version != PCA_FORMAT_VERSION)
         return evae_fail(EELSVAE_ERR_VERSION, "%s: format version %u at offset 8; this library reads version %u", path,
                          version, PCA_FORMAT_VERSION);
     if (got < PCA_HEADER_BYTES)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: truncated at offset %zu inside the %u-byte header", path, got,
                          PCA_HEADER_BYTES);
-    uint32_t header = get_u32(d + 12);
+    uint32_t header = evae_get_u32(d + 12);
     if (header != PCA_HEADER_BYTES)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: header size %u at offset 12, expected %u", path, header,
                          PCA_HEADER_BYTES);
-    uint64_t k = get_u64(d + 24), ne = get_u64(d + 32);
+    uint64_t k = evae_get_u64(d + 24), ne = evae_get_u64(d + 32);
     if (k == 0 || ne == 0 || k > ne || ne > (uint64_t)EVAE_PCA_MAX_CHANNELS)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: %llu components × %llu channels at offset 24 is not a valid basis",
                          path, (unsigned long long)k, (unsigned long long)ne);
@@ -190,14 +153,14 @@ static eelsvae_status check_header(const char *path, const uint8_t *d, size_t go
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: %llu × %llu at offset 24 overflows the file size", path,
                          (unsigned long long)k, (unsigned long long)ne);
     size_t expect = PCA_HEADER_BYTES + *payload + 4;
-    uint64_t claimed = get_u64(d + 16);
+    uint64_t claimed = evae_get_u64(d + 16);
     if (claimed != expect)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: file size %llu at offset 16 does not match the %zu bytes %llu × %llu need",
                          path, (unsigned long long)claimed, expect, (unsigned long long)k, (unsigned long long)ne);
     if (size != expect)
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: %zu bytes, the header (offset 16) says %zu%s", path, size, expect,
                          size < expect ? ": truncated" : ": trailing bytes");
-    uint32_t flags = get_u32(d + 40);
+    uint32_t flags = evae_get_u32(d + 40);
     if (flags & ~(PCA_FLAG_CENTER | PCA_FLAG_POISSON))
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: unknown flags 0x%x at offset 40", path, flags);
     return EELSVAE_OK;
@@ -227,11 +190,11 @@ static eelsvae_status check_values(const char *path, const eelsvae_pca *pca)
 static void decode(const uint8_t *d, eelsvae_pca *pca)
 {
     size_t ne = pca->ne, k = pca->k;
-    uint32_t flags = get_u32(d + 40);
+    uint32_t flags = evae_get_u32(d + 40);
     pca->center = (flags & PCA_FLAG_CENTER) != 0;
     pca->poisson = (flags & PCA_FLAG_POISSON) != 0;
-    pca->pixels = get_u64(d + 48);
-    pca->total_ss = get_f64(d + 56);
+    pca->pixels = evae_get_u64(d + 48);
+    pca->total_ss = evae_get_f64(d + 56);
     const uint8_t *p = d + PCA_HEADER_BYTES;
     get_f32_array(pca->mean, p, ne);
     p += 4 * ne;
@@ -239,9 +202,9 @@ static void decode(const uint8_t *d, eelsvae_pca *pca)
     p += 4 * ne;
     get_f32_array(pca->components, p, k * ne);
     p += 4 * k * ne;
-    for (size_t i = 0; i < k; i++) pca->singular[i] = get_f64(p + 8 * i);
+    for (size_t i = 0; i < k; i++) pca->singular[i] = evae_get_f64(p + 8 * i);
     p += 8 * k;
-    for (size_t i = 0; i < k; i++) pca->ratio[i] = get_f64(p + 8 * i);
+    for (size_t i = 0; i < k; i++) pca->ratio[i] = evae_get_f64(p + 8 * i);
 }
 
 /* Open a file and find its length. */
@@ -298,13 +261,13 @@ eelsvae_status eelsvae_pca_load(const char *path, eelsvae_pca **out)
     size_t payload = 0;
     EVAE_TRY(read_checked(path, &d, &payload));
     size_t body = PCA_HEADER_BYTES + payload;
-    uint32_t stored = get_u32(d + body), actual = evae_crc32(0, d, body);
+    uint32_t stored = evae_get_u32(d + body), actual = evae_crc32(0, d, body);
     eelsvae_status st = EELSVAE_OK;
     if (stored != actual)
         st = evae_fail(EELSVAE_ERR_CHECKSUM, "%s: CRC-32 0x%08x at offset %zu, the contents give 0x%08x", path, stored,
                        body, actual);
     eelsvae_pca *pca = NULL;
-    if (st == EELSVAE_OK) st = evae_pca_alloc((size_t)get_u64(d + 24), (size_t)get_u64(d + 32), &pca);
+    if (st == EELSVAE_OK) st = evae_pca_alloc((size_t)evae_get_u64(d + 24), (size_t)evae_get_u64(d + 32), &pca);
     if (st == EELSVAE_OK) {
         decode(d, pca);
         st = check_values(path, pca);
