@@ -13,24 +13,6 @@
 
 #include "nn/conv3d.h"
 
-/* glibc ≥ 2.33 tells how much heap is in use (the workspace test's
- * independent check; AddressSanitizer replaces malloc, so not there). */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-#include <malloc.h>
-#define HAVE_MALLINFO2 1
-#else
-#define HAVE_MALLINFO2 0
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 void evae_fail_allocation_after(unsigned long n); /* core.h's test hook */
 
@@ -767,17 +749,6 @@ static void test_allocation_failures(void **state)
 
 /* ---- the workspace estimate ---------------------------------------------------- */
 
-/* Heap bytes in use (the main arena and mmapped blocks); 0 without mallinfo2. */
-static size_t heap_in_use(void)
-{
-#if HAVE_MALLINFO2
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-#else
-    return 0;
-#endif
-}
-
 /* evae_conv3d_workspace_bytes equals, to the byte, what create then
  * allocates (counted at each allocation); where mallinfo2 can watch, the
  * heap grows by that much give or take FFTW's plans, evae_malloc's 64-byte
@@ -786,17 +757,17 @@ static void expect_workspace_exact(const evae_conv3d_shape *sh, int batch, const
 {
     size_t predicted = 0;
     assert_ok(evae_conv3d_workspace_bytes(sh, batch, &predicted));
-    size_t before = heap_in_use();
+    size_t before = tu_heap_in_use();
     evae_conv3d *L = NULL;
     assert_ok(evae_conv3d_create(&L, sh, batch));
-    size_t grown = heap_in_use() - before, allocated = evae_conv3d_allocated_bytes(L);
+    size_t grown = tu_heap_in_use() - before, allocated = evae_conv3d_allocated_bytes(L);
     evae_conv3d_free(L);
     char name[160];
     shape_name(sh, (size_t)batch, name, sizeof name);
     if (predicted != allocated)
         fail_msg("%s %s: workspace says %zu bytes, create allocated %zu", what, name, predicted, allocated);
     assert_true(predicted > (size_t)(sh->in_channels * sh->out_channels)); /* not a zero from a lost branch */
-    if (UNDER_ASAN || !HAVE_MALLINFO2) return;
+    if (!tu_heap_measurable()) return;
     double slack = 65536.0 + 0.01 * (double)allocated;
     if (fabs((double)grown - (double)allocated) > slack)
         fail_msg("%s %s: create counted %zu bytes but the heap grew by %zu", what, name, allocated, grown);

@@ -16,29 +16,12 @@
 #include <string.h>
 #include <time.h>
 
-/* glibc ≥ 2.33 tells how much heap is in use (the memory test needs it). */
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-#include <malloc.h>
-#define HAVE_MALLINFO2 1
-#else
-#define HAVE_MALLINFO2 0
-#endif
 
 #include <eelsvae/model.h>
 
 #include "nn/conv3d.h"
 #include "nn/cvae.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
 
 /* ---- helpers ----------------------------------------------------------------- */
 
@@ -809,23 +792,12 @@ static void encode_decode_reconstruct_consistent(void **state)
 
 /* ---- memory ------------------------------------------------------------------------- */
 
-/* Heap bytes in use (the main arena and mmapped blocks). */
-static size_t heap_in_use(void)
-{
-#if HAVE_MALLINFO2
-    struct mallinfo2 mi = mallinfo2();
-    return mi.uordblks + mi.hblkhd;
-#else
-    return 0;
-#endif
-}
-
 /* What create allocates is what evae_cvae_memory says, plus the blocks. */
 static void memory_estimate_matches_allocation(void **state)
 {
     (void)state;
-    if (UNDER_ASAN) tu_skip("AddressSanitizer replaces malloc: mallinfo2 cannot measure the net");
-    if (!HAVE_MALLINFO2) tu_skip("no mallinfo2 (glibc 2.33 or later) to measure the net with");
+    if (!tu_heap_measurable())
+        tu_skip("the heap cannot be measured here (AddressSanitizer's malloc, or no mallinfo2 before glibc 2.33)");
     static const eelsvae_preset presets[2] = {EELSVAE_PRESET_FAST, EELSVAE_PRESET_FAST};
     static const size_t batches[2] = {2, 5};
     for (int c = 0; c < 3; c++) {
@@ -842,10 +814,10 @@ static void memory_estimate_matches_allocation(void **state)
             evae_cvae_layout lay;
             assert_ok(evae_cvae_layout_of(&o, &lay));
             size_t expected = act + ws + (training ? 2 : 1) * lay.parameters * sizeof(float);
-            size_t before = heap_in_use();
+            size_t before = tu_heap_in_use();
             evae_cvae *net = NULL;
             assert_ok(evae_cvae_create(&o, batch, training, &net));
-            size_t used = heap_in_use() - before;
+            size_t used = tu_heap_in_use() - before;
             evae_cvae_free(net);
             print_message("case %d, training %d: estimated %.3f MB, allocated %.3f MB\n", c, training,
                           (double)expected / 1e6, (double)used / 1e6);

@@ -1,5 +1,22 @@
 #include "testutil.h"
 
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+#include <malloc.h>
+#define HAVE_MALLINFO2 1
+#else
+#define HAVE_MALLINFO2 0
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+#ifndef UNDER_ASAN
+#define UNDER_ASAN 0
+#endif
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,4 +86,19 @@ eelsvae_cube *tu_random_cube(size_t ny, size_t nx, size_t ne, uint64_t seed)
     if (eelsvae_cube_create(ny, nx, ne, &c) != EELSVAE_OK) return NULL;
     tu_fill_uniform(eelsvae_cube_data(c), ny * nx * ne, 0.0, 1.0, seed);
     return c;
+}
+
+size_t tu_heap_in_use(void)
+{
+#if HAVE_MALLINFO2
+    struct mallinfo2 mi = mallinfo2();
+    return mi.uordblks + mi.hblkhd;
+#else
+    return 0;
+#endif
+}
+
+int tu_heap_measurable(void)
+{
+    return HAVE_MALLINFO2 && !UNDER_ASAN;
 }

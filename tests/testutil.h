@@ -62,6 +62,12 @@ int tu_system(const char *fmt, ...);
         skip();                                                                                                  \
     } while (0)
 
+/* Heap bytes in use (glibc's main arena plus mmapped blocks), for tests that
+ * check a memory estimate; tu_heap_measurable() is false where that cannot be
+ * watched (no mallinfo2 before glibc 2.33, or AddressSanitizer's own malloc). */
+size_t tu_heap_in_use(void);
+int tu_heap_measurable(void);
+
 /* Deterministic pseudo-random floats in [lo, hi). */
 void tu_fill_uniform(float *x, size_t n, double lo, double hi, uint64_t seed);
 
