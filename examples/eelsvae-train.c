@@ -113,17 +113,7 @@ static void on_sigint(int sig)
 static int progress(void *user, const eelsvae_train_progress *p)
 {
     const args *a = user;
-    if (!a->quiet) {
-        int width = 24, filled = (int)(width * (double)p->batch / (double)(p->batches ? p->batches : 1));
-        fprintf(stderr, "\repoch %zu/%zu [%.*s%*s] loss %.4g (rec %.4g, kl %.4g)", p->epoch, p->epochs, filled,
-                "########################", width - filled, "", p->loss, p->reconstruction, p->kl);
-        if (p->epoch_done) {
-            if (!isnan(p->validation_loss)) fprintf(stderr, " val %.4g", p->validation_loss);
-            fprintf(stderr, " lr %.2g", p->learning_rate);
-        }
-        fprintf(stderr, " ETA %.0fm%02.0fs   ", floor(p->eta_seconds / 60), fmod(p->eta_seconds, 60));
-        if (p->epoch_done) fputc('\n', stderr);
-    }
+    if (!a->quiet) cli_print_train_progress(p);
     return interrupted;
 }
 

@@ -165,8 +165,50 @@ void cli_write_text(const char *path, const char *text)
     }
 }
 
+void cli_text_printf(cli_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) cli_fail("cannot format text");
+    size_t need = t->len + (size_t)n + 1;
+    if (need > t->cap) {
+        size_t cap = t->cap ? t->cap : 4096;
+        while (cap < need) cap *= 2;
+        char *s = realloc(t->s, cap);
+        if (!s) cli_fail("out of memory");
+        t->s = s;
+        t->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(t->s + t->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    t->len += (size_t)n;
+}
+
+void cli_text_free(cli_text *t)
+{
+    free(t->s);
+    t->s = NULL;
+    t->len = t->cap = 0;
+}
+
+void cli_print_train_progress(const eelsvae_train_progress *p)
+{
+    int width = 24, filled = (int)(width * (double)p->batch / (double)(p->batches ? p->batches : 1));
+    fprintf(stderr, "\repoch %zu/%zu [%.*s%*s] loss %.4g (rec %.4g, kl %.4g)", p->epoch, p->epochs, filled,
+            "########################", width - filled, "", p->loss, p->reconstruction, p->kl);
+    if (p->epoch_done) {
+        if (!isnan(p->validation_loss)) fprintf(stderr, " val %.4g", p->validation_loss);
+        fprintf(stderr, " lr %.2g", p->learning_rate);
+    }
+    fprintf(stderr, " ETA %.0fm%02.0fs   ", floor(p->eta_seconds / 60), fmod(p->eta_seconds, 60));
+    if (p->epoch_done) fputc('\n', stderr);
+}
+
 /* viridis, sampled at nine points and interpolated linearly */
-static void viridis(double t, uint8_t rgb[3])
+void cli_viridis(double t, uint8_t rgb[3])
 {
     static const uint8_t lut[9][3] = {{68, 1, 84},    {71, 44, 122},  {59, 81, 139},  {44, 113, 142}, {33, 144, 141},
                                       {39, 173, 129}, {92, 200, 99},  {170, 220, 50}, {253, 231, 37}};
@@ -179,7 +221,7 @@ static void viridis(double t, uint8_t rgb[3])
     for (int c = 0; c < 3; c++) rgb[c] = (uint8_t)lround(lut[i][c] * (1 - w) + lut[i + 1][c] * w);
 }
 
-int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, double lo, double hi, int zoom)
+int cli_write_png(const char *path, const uint8_t *rgb, size_t w, size_t h)
 {
 #ifdef EELSVAE_HAVE_PNG
     char tmp[4200];
@@ -188,11 +230,8 @@ int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, 
     if (!fp) cli_fail("cannot write %s: %s", tmp, strerror(errno));
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
-    size_t w = nx * (size_t)zoom, h = ny * (size_t)zoom;
-    uint8_t *row = malloc(w * 3);
-    if (!png || !info || !row || setjmp(png_jmpbuf(png))) {
+    if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        free(row);
         fclose(fp);
         remove(tmp);
         cli_fail("cannot write PNG %s", path);
@@ -201,23 +240,31 @@ int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, 
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     png_write_info(png, info);
-    double span = hi > lo ? hi - lo : 1.0;
-    for (size_t y = 0; y < h; y++) {
-        for (size_t x = 0; x < w; x++) viridis((map[(y / zoom) * nx + x / zoom] - lo) / span, row + 3 * x);
-        png_write_row(png, row);
-    }
+    for (size_t y = 0; y < h; y++) png_write_row(png, (png_const_bytep)(rgb + 3 * w * y));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    free(row);
     if (fclose(fp) != 0 || rename(tmp, path) != 0) {
         remove(tmp);
         cli_fail("cannot write %s: %s", path, strerror(errno));
     }
     return 0;
 #else
-    (void)path, (void)map, (void)ny, (void)nx, (void)lo, (void)hi, (void)zoom;
+    (void)path, (void)rgb, (void)w, (void)h;
     return -1;
 #endif
+}
+
+int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, double lo, double hi, int zoom)
+{
+    size_t w = nx * (size_t)zoom, h = ny * (size_t)zoom;
+    uint8_t *rgb = malloc(w * h * 3);
+    if (!rgb) cli_fail("out of memory");
+    double span = hi > lo ? hi - lo : 1.0;
+    for (size_t y = 0; y < h; y++)
+        for (size_t x = 0; x < w; x++) cli_viridis((map[(y / zoom) * nx + x / zoom] - lo) / span, rgb + 3 * (y * w + x));
+    int rc = cli_write_png(path, rgb, w, h);
+    free(rgb);
+    return rc;
 }
 
 eelsvae_cube *cli_load_cube(const char *path, double energy_offset, double energy_scale)

@@ -36,6 +36,26 @@ const char *cli_join(const char *dir, const char *name);
 /* Write a whole text file via a temporary and rename. */
 void cli_write_text(const char *path, const char *text);
 
+/* A growing text buffer (s is NUL-terminated, or NULL before the first
+ * append); an append that cannot allocate exits with a message. */
+typedef struct cli_text {
+    char *s;
+    size_t len, cap;
+} cli_text;
+void cli_text_printf(cli_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_text_free(cli_text *t);
+
+/* One line of training progress on stderr, as eelsvae-train draws it: a
+ * bar per epoch, the losses, the ETA; a newline when an epoch ends. */
+void cli_print_train_progress(const eelsvae_train_progress *p);
+
+/* viridis at t in [0, 1] (clamped; NaN gives the low end). */
+void cli_viridis(double t, uint8_t rgb[3]);
+
+/* A w × h RGB image (3 bytes per pixel, row-major) as PNG, written to a
+ * temporary and renamed. Returns 0, or -1 when built without libpng. */
+int cli_write_png(const char *path, const uint8_t *rgb, size_t w, size_t h);
+
 /* Heatmap of an ny × nx map as PNG, values lo…hi on a viridis scale, each
  * pixel drawn `zoom` × `zoom`. Returns 0, or -1 when built without libpng. */
 int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, double lo, double hi, int zoom);

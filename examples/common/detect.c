@@ -22,8 +22,8 @@ static void save_maps(const char *out_dir, const cli_detection *d)
         fprintf(stderr, "%s: built without libpng: no heatmap.png\n", cli_prog());
 }
 
-cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
-                         double win_hi, size_t bins)
+cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo, double win_hi,
+                        size_t bins, size_t *degenerate)
 {
     cli_detection d = {0};
     eelsvae_cube_shape(input, &d.ny, &d.nx, NULL);
@@ -38,29 +38,45 @@ cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const e
     so.window_hi = win_hi;
     eelsvae_scorer *scorer = NULL;
     cli_check(eelsvae_scorer_create(&so, &scorer), "scorer");
-    size_t degenerate = 0;
-    cli_check(eelsvae_scorer_score(scorer, input, recon, d.score, n, &degenerate), "scoring");
-    if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
+    size_t constant = 0;
+    cli_check(eelsvae_scorer_score(scorer, input, recon, d.score, n, &constant), "scoring");
+    if (degenerate) *degenerate = constant;
     cli_check(eelsvae_otsu_threshold(d.score, n, bins, &d.threshold), "Otsu threshold");
     cli_check(eelsvae_threshold_mask(d.score, n, d.threshold, eelsvae_scorer_direction(scorer), d.mask), "mask");
     eelsvae_scorer_free(scorer);
     for (size_t i = 0; i < n; i++) d.flagged += d.mask[i];
-    save_maps(out_dir, &d);
-    printf("threshold %.6f\nflagged %zu of %zu pixels\n", d.threshold, d.flagged, n);
     return d;
+}
+
+cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
+                         double win_hi, size_t bins)
+{
+    size_t degenerate = 0;
+    cli_detection d = cli_score(input, recon, win_lo, win_hi, bins, &degenerate);
+    if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
+    save_maps(out_dir, &d);
+    printf("threshold %.6f\nflagged %zu of %zu pixels\n", d.threshold, d.flagged, d.ny * d.nx);
+    return d;
+}
+
+void cli_measure(const cli_detection *d, const uint8_t *truth, eelsvae_metrics *m, double *roc_auc, double *pr_auc)
+{
+    size_t n = d->ny * d->nx;
+    *m = (eelsvae_metrics){.struct_size = sizeof *m};
+    cli_check(eelsvae_metrics_compute(d->mask, truth, n, m), "metrics");
+    *roc_auc = *pr_auc = NAN;
+    if (m->true_positive + m->false_negative > 0 && m->true_negative + m->false_positive > 0) {
+        cli_check(eelsvae_roc_auc(d->score, truth, n, EELSVAE_ANOMALOUS_BELOW, roc_auc), "ROC-AUC");
+        cli_check(eelsvae_pr_auc(d->score, truth, n, EELSVAE_ANOMALOUS_BELOW, pr_auc), "PR-AUC");
+    }
 }
 
 void cli_report_metrics(const char *out_dir, const char *method, const char *truth_path, const cli_detection *d)
 {
-    size_t n = d->ny * d->nx;
     uint8_t *truth = cli_load_mask(truth_path, d->ny, d->nx);
-    eelsvae_metrics m = {.struct_size = sizeof m};
-    cli_check(eelsvae_metrics_compute(d->mask, truth, n, &m), "metrics");
+    eelsvae_metrics m;
     double roc = NAN, ap = NAN;
-    if (m.true_positive + m.false_negative > 0 && m.true_negative + m.false_positive > 0) {
-        cli_check(eelsvae_roc_auc(d->score, truth, n, EELSVAE_ANOMALOUS_BELOW, &roc), "ROC-AUC");
-        cli_check(eelsvae_pr_auc(d->score, truth, n, EELSVAE_ANOMALOUS_BELOW, &ap), "PR-AUC");
-    }
+    cli_measure(d, truth, &m, &roc, &ap);
     char json[1024];
     snprintf(json, sizeof json,
              "{\n  \"method\": \"%s\",\n  \"threshold\": %.6f,\n"

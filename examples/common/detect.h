@@ -17,6 +17,16 @@ typedef struct cli_detection {
     size_t flagged;   /* pixels in the mask */
 } cli_detection;
 
+/* Score input against recon by PCC over [win_lo, win_hi] and threshold
+ * with Otsu, writing nothing; *degenerate (may be NULL) counts the pixels
+ * whose spectrum was constant in the window. */
+cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo, double win_hi,
+                        size_t bins, size_t *degenerate);
+
+/* Precision, recall, F1, IoU of d's mask against the truth, with ROC-AUC and
+ * PR-AUC of its scores (NaN when the truth has only one class). */
+void cli_measure(const cli_detection *d, const uint8_t *truth, eelsvae_metrics *m, double *roc_auc, double *pr_auc);
+
 /* Score input against recon by PCC over [win_lo, win_hi], threshold, and
  * write DIR/score.npy, DIR/mask.npy and DIR/heatmap.png. */
 cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Smoke test of eelsvae-bench: --help, a usage error, and a --quick run whose
+# outputs are checked: every file (and every figure the report shows) exists,
+# results.csv has the documented header, row count, methods and values in
+# [0, 1], summary.md holds the F1 table.
+# usage: bench_quick.sh BUILD_EXAMPLES_DIR
+set -euo pipefail
+bin=$1/eelsvae-bench
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+"$bin" --help | grep -q "^Usage: eelsvae-bench" || fail "--help"
+set +e; "$bin" --no-such-option >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[[ $rc -eq 2 ]] && grep -q "unknown option" "$tmp/err" || fail "bad option: rc $rc, $(cat "$tmp/err")"
+set +e; "$bin" --quick >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[[ $rc -eq 2 ]] && grep -q -- "--out" "$tmp/err" || fail "missing --out: rc $rc, $(cat "$tmp/err")"
+
+out=$tmp/run
+"$bin" --quick --out "$out" >"$tmp/stdout" 2>"$tmp/stderr" || fail "eelsvae-bench --quick: $(tail -5 "$tmp/stderr")"
+grep -q "^| VAE |" "$tmp/stdout" || fail "no F1 table on stdout"
+grep -q "total wall time" "$tmp/stdout" || fail "no wall time on stdout"
+
+for f in results.csv summary.md report.html; do [[ -s "$out/$f" ]] || fail "no $f"; done
+
+# results.csv: the header, then 4 methods × (2 shifts + 2 sweep settings at
+# ΔE 2.4 eV, the quick run's shifts being 0.9 and 5.4) = 16 rows.
+expected='method,shift_ev,disks,radius,precision,recall,f1,iou,roc_auc,pr_auc'
+[[ "$(head -1 "$out/results.csv")" == "$expected" ]] || fail "results.csv header: $(head -1 "$out/results.csv")"
+rows=$(($(wc -l <"$out/results.csv") - 1))
+[[ $rows -eq 16 ]] || fail "results.csv has $rows rows, expected 16"
+# roc_auc and pr_auc may be nan only when the truth has one class, which a
+# disk mask on this scan never has: here every value must be in [0, 1].
+awk -F, 'NR > 1 {
+  if (NF != 10) { print "line " NR ": " NF " fields"; bad = 1 }
+  if ($1 !~ /^(vae|pca3|pca4|pca5)$/) { print "line " NR ": method " $1; bad = 1 }
+  if ($2 + 0 <= 0 || $3 + 0 < 1 || $4 + 0 <= 0) { print "line " NR ": bad shift/disks/radius"; bad = 1 }
+  for (i = 5; i <= 10; i++)
+    if ($i !~ /^[0-9.eE+-]+$/ || $i + 0 < 0 || $i + 0 > 1) { print "line " NR ": field " i " = " $i; bad = 1 }
+} END { exit bad }' "$out/results.csv" || fail "results.csv values"
+for m in vae pca3 pca4 pca5; do
+  n=$(grep -c "^$m," "$out/results.csv")
+  [[ $n -eq 4 ]] || fail "method $m has $n rows, expected 4"
+done
+grep -q "^vae,2.4,1,3," "$out/results.csv" || fail "no sweep row for one disk of radius 3"
+
+# summary.md: the F1 table in BENCHMARK.md's layout, and the timings.
+grep -q "^| ΔE | 0.9 | 5.4 |$" "$out/summary.md" || fail "summary.md: no F1 table header"
+for label in VAE "PCA 3" "PCA 4" "PCA 5"; do
+  grep -q "^| $label | [0-9.]* | [0-9.]* |$" "$out/summary.md" || fail "summary.md: no F1 row for $label"
+done
+grep -q "^| total |" "$out/summary.md" || fail "summary.md: no timings"
+
+# report.html shows every figure, and every file it refers to exists.
+for fig in fig1_maps.svg fig2_spectrum.svg fig3_histograms.svg fig4_f1.svg fig4b_precision_recall.svg \
+    fig5_latent.svg fig6_concentration.svg; do
+  grep -q "src=\"$fig\"" "$out/report.html" || fail "report.html does not show $fig"
+done
+grep -o '\(src\|href\)="[^"#:]*"' "$out/report.html" | sed 's/^[a-z]*="//; s/"$//' | sort -u >"$tmp/refs"
+[[ -s "$tmp/refs" ]] || fail "report.html refers to no file"
+while read -r ref; do [[ -s "$out/$ref" ]] || fail "report.html refers to missing $ref"; done <"$tmp/refs"
+for f in "$out"/*.svg; do grep -q "</svg>" "$f" || fail "$f is not a complete SVG"; done
+echo "1 passed, 0 failed"
