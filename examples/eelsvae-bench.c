@@ -47,6 +47,8 @@ static void usage(void)
            "                          2R+4 apart\n"
            "  --preset fast|paper     model and training preset (default fast)\n"
            "  --epochs N              training epochs (default: the preset's)\n"
+           "  --mean-filter K         side of the spatial mean filter in the preprocessing\n"
+           "                          of both methods (default 3, the paper's; 1 = none)\n"
            "  --cube FILE.npy         use this clean SI (raw counts, y x x x E) instead of\n"
            "                          the synthetic one; needs the two options below; no\n"
            "                          noise-free cube, so no fidelity table\n"
@@ -60,7 +62,7 @@ static void usage(void)
 typedef struct args {
     const char *out, *cube;
     int quick;
-    size_t size, disks, epochs, n_shifts;
+    size_t size, disks, epochs, n_shifts, mean_filter;
     double radius, e0, de;
     double shifts[MAX_SHIFTS];
     uint64_t seed;
@@ -86,6 +88,7 @@ static void apply_defaults(args *a)
     if (!a->disks) a->disks = a->quick ? 2 : 4;
     if (isnan(a->radius)) a->radius = a->quick ? 5 : 8;
     if (!a->epochs && a->quick) a->epochs = 2;
+    if (!a->mean_filter) a->mean_filter = 3;
 }
 
 static args parse(int argc, char **argv)
@@ -108,6 +111,7 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--radius")) a.radius = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--preset")) a.preset = parse_preset(cli_value(argc, argv, &i));
         else if (!strcmp(o, "--epochs")) a.epochs = cli_size(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--mean-filter")) a.mean_filter = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--cube")) a.cube = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
@@ -209,6 +213,7 @@ static eelsvae_cube *preprocess_clean(bench *b)
 {
     stage_begin(b, "preprocessing the clean SI (paper chain)");
     cli_check(eelsvae_preprocess_options_init(&b->pp, EELSVAE_PRESET_PAPER), "preprocess options");
+    b->pp.mean_filter = b->a.mean_filter;
     eelsvae_cube *pp = NULL;
     double lo = 0, hi = 0;
     cli_check(eelsvae_cube_copy(b->raw, &pp), "copy");
@@ -246,17 +251,22 @@ static void train(bench *b)
     if (b->a.epochs) to.epochs = b->a.epochs;
     to.seed = b->a.seed;
     to.progress = train_progress;
+    eelsvae_preprocess_options chain; /* the same chain as PCA's, scaled on the training data */
+    cli_check(eelsvae_preprocess_options_init(&chain, EELSVAE_PRESET_PAPER), "preprocess options");
+    chain.mean_filter = b->a.mean_filter;
+    to.preprocess = &chain;
     cli_check(eelsvae_model_create(&mo, b->a.seed, &b->model), "model");
     const eelsvae_cube *cubes[1] = {b->raw};
     cli_check(eelsvae_model_train(b->model, cubes, NULL, 1, &to), "training");
     snprintf(b->rep.setup, sizeof b->rep.setup,
              "Model: %s preset, %zu parameters, tiles %zu × %zu × %zu channels from %g eV, latent %zu; "
              "%zu epochs, batch %zu, tile stride %zu. PCA: centred, no Poisson weighting, on the full energy range "
-             "after the paper's preprocessing (blur σ 0.5, 1st–99th percentile scaling of the clean SI, 3 × 3 mean). "
-             "Threads %d. Built with %s.",
+             "after the paper's preprocessing (blur σ 0.5, 1st–99th percentile scaling of the clean SI, "
+             "%zu × %zu spatial mean; the VAE's training used the same chain). Threads %d. Built with %s.",
              b->a.preset == EELSVAE_PRESET_FAST ? "fast" : "paper", eelsvae_model_parameter_count(b->model), mo.tile,
              mo.tile, mo.energy_channels, mo.energy_start, mo.latent, to.epochs, to.batch,
-             to.tile_stride ? to.tile_stride : mo.tile, eelsvae_threads(), __VERSION__);
+             to.tile_stride ? to.tile_stride : mo.tile, b->a.mean_filter, b->a.mean_filter, eelsvae_threads(),
+             __VERSION__);
     stage_end(b, "train VAE");
 }
 
