@@ -91,6 +91,10 @@ eelsvae_status evae_atomic_write(evae_atomic_file *f, const void *data, size_t b
 eelsvae_status evae_atomic_commit(evae_atomic_file *f);
 void evae_atomic_abort(evae_atomic_file *f);
 
+/* Open a file for reading and find its length; `what` names the kind of
+ * file in the message when it is too large to address. */
+eelsvae_status evae_open_sized(const char *path, const char *what, FILE **fp, size_t *size);
+
 /* Whole-file read with a size cap; data freed with evae_free. */
 eelsvae_status evae_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *size);
 

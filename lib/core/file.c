@@ -79,31 +79,46 @@ void evae_atomic_abort(evae_atomic_file *f)
     memset(f, 0, sizeof *f);
 }
 
+eelsvae_status evae_open_sized(const char *path, const char *what, FILE **fp, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return evae_fail(EELSVAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    off_t end = -1;
+    if (fseeko(f, 0, SEEK_END) == 0) end = ftello(f);
+    if (end < 0 || fseeko(f, 0, SEEK_SET) != 0) {
+        int err = errno;
+        fclose(f);
+        return evae_fail(EELSVAE_ERR_IO, "%s: cannot find its length: %s", path, strerror(err));
+    }
+    if ((uint64_t)end > SIZE_MAX) {
+        fclose(f);
+        return evae_fail(EELSVAE_ERR_FORMAT, "%s: %lld bytes is too large for %s here", path, (long long)end, what);
+    }
+    *fp = f;
+    *size = (size_t)end;
+    return EELSVAE_OK;
+}
+
 eelsvae_status evae_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *size)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return evae_fail(EELSVAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (fseeko(fp, 0, SEEK_END) != 0) {
+    FILE *fp = NULL;
+    size_t bytes = 0;
+    EVAE_TRY(evae_open_sized(path, "this kind of file", &fp, &bytes));
+    if (bytes > max_bytes) {
         fclose(fp);
-        return evae_fail(EELSVAE_ERR_IO, "%s: cannot seek: %s", path, strerror(errno));
+        return evae_fail(EELSVAE_ERR_FORMAT, "%s: size %zu bytes exceeds the %zu-byte limit for this kind of file",
+                         path, bytes, max_bytes);
     }
-    off_t end = ftello(fp);
-    rewind(fp);
-    if (end < 0 || (uint64_t)end > max_bytes) {
-        fclose(fp);
-        return evae_fail(EELSVAE_ERR_FORMAT, "%s: size %lld bytes exceeds the %zu-byte limit for this kind of file",
-                         path, (long long)end, max_bytes);
-    }
-    uint8_t *buf = evae_malloc((size_t)end);
+    uint8_t *buf = evae_malloc(bytes);
     if (!buf) {
         fclose(fp);
-        return evae_fail(EELSVAE_ERR_NOMEM, "%s: cannot allocate %lld bytes", path, (long long)end);
+        return evae_fail(EELSVAE_ERR_NOMEM, "%s: cannot allocate %zu bytes", path, bytes);
     }
-    size_t got = fread(buf, 1, (size_t)end, fp);
+    size_t got = fread(buf, 1, bytes, fp);
     fclose(fp);
-    if (got != (size_t)end) {
+    if (got != bytes) {
         evae_free(buf);
-        return evae_fail(EELSVAE_ERR_IO, "%s: read %zu of %lld bytes", path, got, (long long)end);
+        return evae_fail(EELSVAE_ERR_IO, "%s: read %zu of %zu bytes", path, got, bytes);
     }
     *data = buf;
     *size = got;

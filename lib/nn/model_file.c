@@ -416,28 +416,6 @@ static eelsvae_status read_floats(crc_reader *r, float *x, size_t n)
     return EELSVAE_OK;
 }
 
-/* Open a file and find its length. */
-static eelsvae_status open_sized(const char *path, FILE **fp, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return evae_fail(EELSVAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    off_t end = -1;
-    if (fseeko(f, 0, SEEK_END) == 0) end = ftello(f);
-    if (end < 0 || fseeko(f, 0, SEEK_SET) != 0) {
-        int err = errno;
-        fclose(f);
-        return evae_fail(EELSVAE_ERR_IO, "%s: cannot find its length: %s", path, strerror(err));
-    }
-    if ((uint64_t)end > SIZE_MAX) {
-        fclose(f);
-        return evae_fail(EELSVAE_ERR_FORMAT, "%s: %lld bytes is too large for a model file here", path,
-                         (long long)end);
-    }
-    *fp = f;
-    *size = (size_t)end;
-    return EELSVAE_OK;
-}
-
 /* What the prefix says, once checked. */
 typedef struct file_plan {
     eelsvae_model_options arch;
@@ -605,7 +583,7 @@ eelsvae_status eelsvae_model_load(const char *path, eelsvae_model **out)
     memset(&r, 0, sizeof r);
     r.path = path;
     size_t size = 0;
-    EVAE_TRY(open_sized(path, &r.fp, &size));
+    EVAE_TRY(evae_open_sized(path, "a model file", &r.fp, &size));
     file_plan plan;
     eelsvae_status st = read_prefix(&r, size, &plan);
     if (st == EELSVAE_OK) st = evae_alloc_array(CHUNK_FLOATS, 4, (void **)&r.chunk, "model file buffer");

@@ -207,34 +207,13 @@ static void decode(const uint8_t *d, eelsvae_pca *pca)
     for (size_t i = 0; i < k; i++) pca->ratio[i] = evae_get_f64(p + 8 * i);
 }
 
-/* Open a file and find its length. */
-static eelsvae_status open_sized(const char *path, FILE **fp, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return evae_fail(EELSVAE_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    off_t end = -1;
-    if (fseeko(f, 0, SEEK_END) == 0) end = ftello(f);
-    if (end < 0 || fseeko(f, 0, SEEK_SET) != 0) {
-        int err = errno;
-        fclose(f);
-        return evae_fail(EELSVAE_ERR_IO, "%s: cannot find its length: %s", path, strerror(err));
-    }
-    if ((uint64_t)end > SIZE_MAX) {
-        fclose(f);
-        return evae_fail(EELSVAE_ERR_FORMAT, "%s: %lld bytes is not a PCA basis file", path, (long long)end);
-    }
-    *fp = f;
-    *size = (size_t)end;
-    return EELSVAE_OK;
-}
-
 /* Read the header, check it against the file's length, and only then read
  * the whole file (a corrupt header cannot make us allocate). */
 static eelsvae_status read_checked(const char *path, uint8_t **data, size_t *payload)
 {
     FILE *f = NULL;
     size_t size = 0;
-    EVAE_TRY(open_sized(path, &f, &size));
+    EVAE_TRY(evae_open_sized(path, "a PCA basis file", &f, &size));
     uint8_t header[PCA_HEADER_BYTES];
     size_t got = fread(header, 1, size < sizeof header ? size : sizeof header, f);
     eelsvae_status st = check_header(path, header, got, size, payload);
