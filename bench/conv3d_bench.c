@@ -27,6 +27,8 @@
 
 #include <eelsvae/eelsvae.h>
 
+#include "bench_util.h"
+
 #include "nn/conv3d_impl.h"
 
 #ifndef EELSVAE_SOURCE_DIR
@@ -62,18 +64,6 @@ static void usage(const char *prog)
            "  --no-torch        skip PyTorch (bench/conv3d_torch.py)\n"
            "  --python PATH     interpreter for PyTorch (default /usr/bin/python3)\n",
            prog);
-}
-
-static size_t parse_size(const char *opt, const char *v)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-    if (!v || errno || *end || n == 0) {
-        fprintf(stderr, "%s needs a positive integer\n", opt);
-        exit(2);
-    }
-    return (size_t)n;
 }
 
 static args parse(int argc, char **argv)

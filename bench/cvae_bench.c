@@ -40,6 +40,8 @@
 
 #include <eelsvae/eelsvae.h>
 
+#include "bench_util.h"
+
 #include "nn/cvae.h"
 #include "nn/model_private.h"
 #include "nn/optim.h"
@@ -74,18 +76,6 @@ static void usage(const char *prog)
            "  --python PATH     interpreter for PyTorch (default /usr/bin/python3)\n"
            "  --keep DIR        write the exported tiles and weights to DIR and keep them\n",
            prog);
-}
-
-static size_t parse_size(const char *opt, const char *v)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-    if (!v || errno || *end || n == 0) {
-        fprintf(stderr, "%s needs a positive integer\n", opt);
-        exit(2);
-    }
-    return (size_t)n;
 }
 
 static args parse(int argc, char **argv)

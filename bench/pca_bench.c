@@ -18,6 +18,8 @@
 
 #include <eelsvae/eelsvae.h>
 
+#include "bench_util.h"
+
 #ifndef EELSVAE_SOURCE_DIR
 #define EELSVAE_SOURCE_DIR "."
 #endif
@@ -49,18 +51,6 @@ static void usage(const char *prog)
            "  --python PATH     interpreter for the peers (default /usr/bin/python3)\n"
            "  --keep DIR        write the cube and reconstructions to DIR and keep them\n",
            prog);
-}
-
-static size_t parse_size(const char *opt, const char *v)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long n = v ? strtoull(v, &end, 10) : 0;
-    if (!v || errno || *end || n == 0) {
-        fprintf(stderr, "%s needs a positive integer\n", opt);
-        exit(2);
-    }
-    return (size_t)n;
 }
 
 static args parse(int argc, char **argv)
