@@ -592,21 +592,6 @@ void evae_conv3d_out_dims(const evae_conv3d *L, size_t out_dims[3])
 
 /* ---- the passes --------------------------------------------------------- */
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Run one engine step, adding its time to the profile when profiling. */
-#define STEP(L, field, call)                                                                                     \
-    do {                                                                                                         \
-        double step_start_ = (L)->profiling ? seconds_now() : 0.0;                                               \
-        call;                                                                                                    \
-        if ((L)->profiling) (L)->profile.field += seconds_now() - step_start_;                                   \
-    } while (0)
-
 /* A chunk of tiles [first, first + count) and the items it touches. */
 typedef struct chunk {
     size_t index, first, count, n0, n1; /* items n0 ≤ n ≤ n1 */

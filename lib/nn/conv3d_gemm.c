@@ -71,23 +71,6 @@
  * measured alike; small blocks balance the threads). */
 #define OUT_COLS 256
 
-static double seconds_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* Run one step, adding its time to the profile field when profiling
- * (transform: phase tensor and grid fills; mix: forward and adjoint GEMMs;
- * weight: weight-gradient GEMMs; inverse: crops and depth-to-space). */
-#define STEP(L, field, call)                                                                                     \
-    do {                                                                                                         \
-        double step_start_ = (L)->profiling ? seconds_now() : 0.0;                                               \
-        call;                                                                                                    \
-        if ((L)->profiling) (L)->profile.field += seconds_now() - step_start_;                                   \
-    } while (0)
-
 /* Flattened grid offset of phase tap (jy, jx, je). */
 static size_t tap_offset(const evae_conv3d *L, size_t jy, size_t jx, size_t je)
 {

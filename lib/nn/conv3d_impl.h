@@ -38,6 +38,7 @@
 #define EVAE_NN_CONV3D_IMPL_H
 
 #include <fftw3.h>
+#include <time.h>
 
 #include "../core/core.h"
 #include "conv3d.h"
@@ -251,5 +252,23 @@ void evae_conv_gemm_forward(evae_conv3d *L, float *small, const float *big, cons
 void evae_conv_gemm_adjoint(evae_conv3d *L, float *big, const float *small, const float *w);
 void evae_conv_gemm_backward(evae_conv3d *L, float *dx, float *dw, const float *dy, const float *x, const float *w,
                              bool small_is_dy, bool input_kept);
+
+/* Profiling of engine steps (bench only; off by default). */
+static inline double evae_conv_seconds_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Run one engine step, adding its time to the profile field when profiling
+ * (transform: phase tensor and grid fills; mix: forward and adjoint products;
+ * weight: weight-gradient products; inverse: crops and depth-to-space). */
+#define STEP(L, field, call)                                                                                     \
+    do {                                                                                                         \
+        double step_start_ = (L)->profiling ? evae_conv_seconds_now() : 0.0;                                     \
+        call;                                                                                                    \
+        if ((L)->profiling) (L)->profile.field += evae_conv_seconds_now() - step_start_;                         \
+    } while (0)
 
 #endif /* EVAE_NN_CONV3D_IMPL_H */
