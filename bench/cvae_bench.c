@@ -737,20 +737,7 @@ int main(int argc, char **argv)
 
     print_load("start");
     char dir[1024];
-    if (a.keep) {
-        snprintf(dir, sizeof dir, "%s", a.keep);
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "cvae-bench: cannot create %s: %s\n", dir, strerror(errno));
-            return 1;
-        }
-    } else {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/cvae-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(dir)) {
-            fprintf(stderr, "cvae-bench: cannot create a directory under /tmp: %s\n", strerror(errno));
-            return 1;
-        }
-    }
+    bench_work_dir("cvae-bench", a.keep, dir, sizeof dir);
 
     double t0 = now();
     eelsvae_synth_options so;

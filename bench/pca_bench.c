@@ -248,20 +248,7 @@ int main(int argc, char **argv)
     eelsvae_set_log_callback(remember_log, NULL);
 
     char dir[1024];
-    if (a.keep) {
-        snprintf(dir, sizeof dir, "%s", a.keep);
-        if (mkdir(dir, 0777) != 0 && errno != EEXIST) {
-            fprintf(stderr, "pca-bench: cannot create %s: %s\n", dir, strerror(errno));
-            return 1;
-        }
-    } else {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/pca-bench-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        if (!mkdtemp(dir)) {
-            fprintf(stderr, "pca-bench: cannot create a directory under /tmp: %s\n", strerror(errno));
-            return 1;
-        }
-    }
+    bench_work_dir("pca-bench", a.keep, dir, sizeof dir);
 
     double t0 = now();
     eelsvae_cube *cube = make_cube(&a);
