@@ -11,7 +11,7 @@
 #ifndef EELSVAE_CUBE_H
 #define EELSVAE_CUBE_H
 
-#include <eelsvae/eelsvae.h>
+#include <eelsvae/base.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -264,7 +264,7 @@ EELSVAE_API eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t ti
 /** @name NumPy .npy files
  *  @{ */
 
-/** Element type of a .npy array. @since 0.1.0 */
+/** Element type of an array (.npy files hold types 0–11). @since 0.1.0 */
 typedef enum eelsvae_dtype {
     EELSVAE_DTYPE_INT8 = 0,    /**< int8 ("i1"). */
     EELSVAE_DTYPE_UINT8 = 1,   /**< uint8 ("u1"). */
@@ -277,7 +277,10 @@ typedef enum eelsvae_dtype {
     EELSVAE_DTYPE_FLOAT16 = 8, /**< IEEE half precision (read only). */
     EELSVAE_DTYPE_FLOAT32 = 9, /**< float32. */
     EELSVAE_DTYPE_FLOAT64 = 10, /**< float64. */
-    EELSVAE_DTYPE_BOOL = 11    /**< bool ("b1"), one byte 0 or 1. */
+    EELSVAE_DTYPE_BOOL = 11,   /**< bool ("b1"), one byte 0 or 1. */
+    EELSVAE_DTYPE_COMPLEX64 = 12,  /**< Two float32 (real, imaginary); signals only. */
+    EELSVAE_DTYPE_COMPLEX128 = 13, /**< Two float64 (real, imaginary); signals only. */
+    EELSVAE_DTYPE_RGBA8 = 14       /**< Four uint8 (R, G, B, A), DigitalMicrograph's RGB; signals only. */
 } eelsvae_dtype;
 
 /** Most dimensions a .npy array may have here. @since 0.1.0 */

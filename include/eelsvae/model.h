@@ -19,7 +19,7 @@
 #ifndef EELSVAE_MODEL_H
 #define EELSVAE_MODEL_H
 
-#include <eelsvae/eelsvae.h>
+#include <eelsvae/cube.h>
 
 #ifdef __cplusplus
 extern "C" {

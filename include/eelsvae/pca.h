@@ -15,7 +15,7 @@
 #ifndef EELSVAE_PCA_H
 #define EELSVAE_PCA_H
 
-#include <eelsvae/eelsvae.h>
+#include <eelsvae/base.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -8,7 +8,7 @@
 #ifndef EELSVAE_SCORE_H
 #define EELSVAE_SCORE_H
 
-#include <eelsvae/eelsvae.h>
+#include <eelsvae/base.h>
 
 #ifdef __cplusplus
 extern "C" {

@@ -212,6 +212,10 @@ static void convert_to_float(const uint8_t *src, float *dst, size_t n, eelsvae_d
             dst[i] = (float)d;
         }
         break;
+    case EELSVAE_DTYPE_COMPLEX64:
+    case EELSVAE_DTYPE_COMPLEX128:
+    case EELSVAE_DTYPE_RGBA8:
+        break; /* never parsed from a .npy header */
     }
 }
 
