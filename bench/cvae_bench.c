@@ -382,14 +382,14 @@ static void run_fast(const eelsvae_cube *raw, const char *dir, int export, fast_
     r->prepare.peak = peak_mib();
     r->infer.start = reset_peak(); /* PyTorch's inference, too, starts from the prepared cube */
     t0 = now();
-    check(eelsvae_model_reconstruct(model, prepared, &recon), "reconstruct");
+    check(eelsvae_model_reconstruct(model, prepared, 0, &recon), "reconstruct");
     r->infer.seconds = now() - t0;
     r->infer.peak = peak_mib();
 
     size_t ny = 0, nx = 0, ne = 0;
     eelsvae_cube_shape(prepared, &ny, &nx, &ne);
     r->ne = ne;
-    check(eelsvae_tiling(ny, nx, r->arch.tile, &r->infer_ny, &r->infer_nx), "tiling");
+    check(eelsvae_tiling(ny, nx, r->arch.tile, 0, &r->infer_ny, &r->infer_nx), "tiling");
     r->tiles_infer = r->infer_ny * r->infer_nx;
     float *train = training_tiles(prepared, r->arch.tile, r->stride, export, &r->tiles_train);
     size_t per_tile = r->arch.tile * r->arch.tile * ne;
@@ -399,7 +399,7 @@ static void run_fast(const eelsvae_cube *raw, const char *dir, int export, fast_
         write_raw(dir, "fast_recon.f32", eelsvae_cube_data_const(recon), ny * nx * ne);
         write_raw(dir, "fast_train_tiles.f32", train, r->tiles_train * per_tile);
         float *infer = xmalloc(r->tiles_infer * per_tile * sizeof *infer);
-        check(eelsvae_cube_to_tiles(prepared, r->arch.tile, infer, r->tiles_infer * per_tile), "inference tiles");
+        check(eelsvae_cube_to_tiles(prepared, r->arch.tile, 0, infer, r->tiles_infer * per_tile), "inference tiles");
         write_raw(dir, "fast_infer_tiles.f32", infer, r->tiles_infer * per_tile);
         free(infer);
     }
@@ -430,7 +430,7 @@ static float *paper_tiles(const eelsvae_cube *raw, const eelsvae_model_options *
     check(eelsvae_cube_preprocess(window, &p, NULL, NULL), "paper preprocessing");
     size_t n = PAPER_BATCH * arch->tile * arch->tile * arch->energy_channels;
     float *tiles = xmalloc(n * sizeof *tiles);
-    check(eelsvae_cube_to_tiles(window, arch->tile, tiles, n), "paper tiles");
+    check(eelsvae_cube_to_tiles(window, arch->tile, 0, tiles, n), "paper tiles");
     eelsvae_cube_free(window);
     eelsvae_cube_free(crop);
     return tiles;

@@ -49,20 +49,28 @@ static void usage(void)
            "  --epochs N              training epochs (default: the preset's)\n"
            "  --mean-filter K         side of the spatial mean filter in the preprocessing\n"
            "                          of both methods (default 3, the paper's; 1 = none)\n"
-           "  --cube FILE.npy         use this clean SI (raw counts, y x x x E) instead of\n"
-           "                          the synthetic one; needs the two options below; no\n"
-           "                          noise-free cube, so no fidelity table\n"
-           "  --energy-offset EV      energy of channel 0 of --cube\n"
-           "  --energy-scale EV       eV per channel of --cube\n"
+           "  --cube FILE             use this clean SI (raw counts, y x x x E; .dm3, .dm4,\n"
+           "                          .hspy, .rpl or .npy) instead of the synthetic one,\n"
+           "                          calibrated from the file; no noise-free cube, so no\n"
+           "                          fidelity table\n"
+           "  --energy-offset EV      energy of channel 0 of --cube, overriding the file's\n"
+           "                          (required, with --energy-scale, for a .npy without\n"
+           "                          a sidecar FILE.json as eelsvae-convert writes)\n"
+           "  --energy-scale EV       eV per channel of --cube, overriding the file's\n"
+           "  --recon-stride S        step between the VAE's reconstruction tiles, pixels\n"
+           "                          (default: the tile side, no overlap)\n"
+           "  --model FILE            use this trained model instead of training one (it must\n"
+           "                          have been trained on the same clean SI, e.g. the\n"
+           "                          DIR/model.evae an earlier run wrote)\n"
            "  --threads T             threads (default: all cores)\n"
            "  --help                  this text\n",
            cli_prog());
 }
 
 typedef struct args {
-    const char *out, *cube;
+    const char *out, *cube, *model;
     int quick;
-    size_t size, disks, epochs, n_shifts, mean_filter;
+    size_t size, disks, epochs, n_shifts, mean_filter, recon_stride;
     double radius, e0, de;
     double shifts[MAX_SHIFTS];
     uint64_t seed;
@@ -113,6 +121,8 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--epochs")) a.epochs = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--mean-filter")) a.mean_filter = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--cube")) a.cube = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--model")) a.model = cli_value(argc, argv, &i);
+        else if (!strcmp(o, "--recon-stride")) a.recon_stride = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--threads")) cli_check(eelsvae_set_threads((int)cli_size(o, cli_value(argc, argv, &i))), o);
@@ -241,8 +251,25 @@ static int train_progress(void *user, const eelsvae_train_progress *p)
     return 0;
 }
 
+/* The model of an earlier run, so that scoring can be re-run without training. */
+static void load_model(bench *b)
+{
+    stage_begin(b, "loading the trained VAE");
+    cli_check(eelsvae_model_load(b->a.model, &b->model), b->a.model);
+    snprintf(b->rep.setup, sizeof b->rep.setup,
+             "Model: loaded from %s (%zu parameters), not trained in this run. PCA: centred, on the full energy "
+             "range after the paper's preprocessing with a %zu × %zu spatial mean. Threads %d. Built with %s.",
+             b->a.model, eelsvae_model_parameter_count(b->model), b->a.mean_filter, b->a.mean_filter,
+             eelsvae_threads(), __VERSION__);
+    stage_end(b, "load VAE");
+}
+
 static void train(bench *b)
 {
+    if (b->a.model) {
+        load_model(b);
+        return;
+    }
     stage_begin(b, "training the VAE on the clean SI");
     eelsvae_model_options mo;
     eelsvae_train_options to;
@@ -258,6 +285,9 @@ static void train(bench *b)
     cli_check(eelsvae_model_create(&mo, b->a.seed, &b->model), "model");
     const eelsvae_cube *cubes[1] = {b->raw};
     cli_check(eelsvae_model_train(b->model, cubes, NULL, 1, &to), "training");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model.evae", b->a.out);
+    cli_check(eelsvae_model_save(b->model, path, 0), path);
     snprintf(b->rep.setup, sizeof b->rep.setup,
              "Model: %s preset, %zu parameters, tiles %zu × %zu × %zu channels from %g eV, latent %zu; "
              "%zu epochs, batch %zu, tile stride %zu. PCA: centred, no Poisson weighting, on the full energy range "
@@ -283,7 +313,7 @@ static void setup_latent(bench *b, const eelsvae_cube *prepared)
     eelsvae_model_options mo;
     cli_check(eelsvae_model_options_get(b->model, &mo), "model options");
     size_t ty = 0, tx = 0;
-    cli_check(eelsvae_tiling(b->ny, b->nx, mo.tile, &ty, &tx), "tiling");
+    cli_check(eelsvae_tiling(b->ny, b->nx, mo.tile, 0, &ty, &tx), "tiling");
     b->tiles = ty * tx;
     b->latent = mo.latent;
     b->mu_clean = encode(b, prepared);
@@ -368,7 +398,7 @@ static void measure_fidelity(bench *b, const eelsvae_cube *clean_pp, const eelsv
     eelsvae_cube *truth_pp = preprocess_fixed(b, b->expected), *truth_prep = NULL, *recon = NULL;
     r->fidelity[0] = fidelity("noisy input (no reconstruction)", truth_pp, clean_pp);
     cli_check(eelsvae_model_prepare(b->model, b->expected, &truth_prep), "preparing the noise-free SI");
-    cli_check(eelsvae_model_reconstruct(b->model, clean_prepared, &recon), "VAE reconstruction");
+    cli_check(eelsvae_model_reconstruct(b->model, clean_prepared, b->a.recon_stride, &recon), "VAE reconstruction");
     r->fidelity[1 + BENCH_VAE] = fidelity(bench_method_label[BENCH_VAE], truth_prep, recon);
     eelsvae_cube_free(recon);
     eelsvae_cube_free(truth_prep);
@@ -428,7 +458,7 @@ static void detect_vae(bench *b, const eelsvae_cube *injected, const uint8_t *tr
 {
     eelsvae_cube *prep = NULL, *recon = NULL;
     cli_check(eelsvae_model_prepare(b->model, injected, &prep), "preparing the injected SI");
-    cli_check(eelsvae_model_reconstruct(b->model, prep, &recon), "VAE reconstruction");
+    cli_check(eelsvae_model_reconstruct(b->model, prep, b->a.recon_stride, &recon), "VAE reconstruction");
     cli_detection d = cli_score(prep, recon, WIN_LO, WIN_HI, OTSU_BINS, NULL);
     add_row(b, BENCH_VAE, shift, disks, radius, fraction, &d, truth);
     if (featured) {

@@ -18,16 +18,22 @@ static void usage(void)
            "preprocessing, reconstruct every pixel, score it by the Pearson correlation\n"
            "(PCC) of its spectrum and reconstruction over the window, and threshold with\n"
            "Otsu (low PCC = anomalous).\n\n"
-           "Writes DIR/score.npy, DIR/mask.npy, DIR/heatmap.png, with --truth\n"
+           CLI_CUBE_FORMATS_HELP "\n"
+           "Writes DIR/score.npy, DIR/mask.npy (or in the formats of --map-format),\n"
+           "DIR/heatmap.png, with --truth\n"
            "DIR/metrics.json (also printed), with --latent DIR/latent.npy (the latent\n"
            "mean of every tile, tiles_y × tiles_x × L) and with --recon DIR/recon.npy.\n\n"
            "Options:\n"
            "  --model MODEL           model file from eelsvae-train\n"
            "  --window LO:HI          scoring window in eV (default 690:730)\n"
            "  --out DIR               output directory (created if missing)\n"
-           "  --truth MASK.npy        y × x mask of the true anomalies\n"
-           "  --energy-offset EV      energy of channel 0 (a .npy file has no calibration)\n"
-           "  --energy-scale EV       eV per channel\n"
+           "  --truth MASK            y × x mask of the true anomalies (any format above)\n"
+           "  --map-format LIST       formats of score.* and mask.*: npy (default), hspy,\n"
+           "                          rpl or a list such as npy,hspy; the .hspy and .rpl\n"
+           "                          maps carry the cube's spatial calibration\n"
+           "  --energy-offset EV      energy of channel 0, overriding the file's (required,\n"
+           "                          with --energy-scale, for a .npy without a sidecar)\n"
+           "  --energy-scale EV       eV per channel, overriding the file's\n"
            "  --latent                write latent.npy\n"
            "  --recon                 write recon.npy (the preprocessed reconstruction)\n"
            "  --bins N                Otsu histogram bins (default 256)\n"
@@ -57,6 +63,7 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--truth")) a.truth = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--map-format")) cli_set_map_formats(cli_parse_map_formats(o, cli_value(argc, argv, &i)));
         else if (!strcmp(o, "--latent")) a.latent = 1;
         else if (!strcmp(o, "--recon")) a.recon = 1;
         else if (!strcmp(o, "--bins")) a.bins = cli_size(o, cli_value(argc, argv, &i));
@@ -77,7 +84,7 @@ static void write_latent(const char *out_dir, const eelsvae_model *model, const 
     cli_check(eelsvae_model_options_get(model, &mo), "model options");
     size_t ny = 0, nx = 0, ty = 0, tx = 0;
     eelsvae_cube_shape(prepared, &ny, &nx, NULL);
-    cli_check(eelsvae_tiling(ny, nx, mo.tile, &ty, &tx), "tiling");
+    cli_check(eelsvae_tiling(ny, nx, mo.tile, 0, &ty, &tx), "tiling");
     size_t n = ty * tx * mo.latent;
     float *mu = malloc(n * sizeof *mu);
     if (!mu) cli_fail("out of memory");
@@ -101,7 +108,7 @@ int main(int argc, char **argv)
     size_t first = 0, count = 0;
     cli_check(eelsvae_cube_energy_window(prepared, a.win_lo, a.win_hi, &first, &count),
               "scoring window against the model's energy range");
-    cli_check(eelsvae_model_reconstruct(model, prepared, &recon), "reconstruction");
+    cli_check(eelsvae_model_reconstruct(model, prepared, 0, &recon), "reconstruction");
 
     cli_detection d = cli_detect(a.out, prepared, recon, a.win_lo, a.win_hi, a.bins);
     if (a.truth) cli_report_metrics(a.out, "vae", a.truth, &d);

@@ -327,7 +327,7 @@ static void test_training_reduces_loss(void **state)
     /* the model is trained: it prepares and reconstructs */
     eelsvae_cube *prep = NULL, *rec = NULL;
     assert_ok(eelsvae_model_prepare(m, p.c[0], &prep));
-    assert_ok(eelsvae_model_reconstruct(m, prep, &rec));
+    assert_ok(eelsvae_model_reconstruct(m, prep, 0, &rec));
     eelsvae_cube_free(prep);
     eelsvae_cube_free(rec);
     eelsvae_model_free(m);
@@ -381,7 +381,7 @@ static void test_cancel_and_resume_mid_epoch(void **state)
     /* still usable */
     eelsvae_cube *prep = NULL, *rec = NULL;
     assert_ok(eelsvae_model_prepare(m, p.c[0], &prep));
-    assert_ok(eelsvae_model_reconstruct(m, prep, &rec));
+    assert_ok(eelsvae_model_reconstruct(m, prep, 0, &rec));
     eelsvae_cube_free(prep);
     eelsvae_cube_free(rec);
     /* and it resumes with batch 6 of epoch 1, to the uninterrupted run's bits */
@@ -621,8 +621,8 @@ static void test_save_load_round_trip(void **state)
     assert_ok(eelsvae_model_prepare(m, p.c[1], &pa));
     assert_ok(eelsvae_model_prepare(back, p.c[1], &pb));
     assert_memory_equal(eelsvae_cube_data(pa), eelsvae_cube_data(pb), 24 * 24 * E * sizeof(float));
-    assert_ok(eelsvae_model_reconstruct(m, pa, &ra));
-    assert_ok(eelsvae_model_reconstruct(back, pb, &rb));
+    assert_ok(eelsvae_model_reconstruct(m, pa, 0, &ra));
+    assert_ok(eelsvae_model_reconstruct(back, pb, 0, &rb));
     assert_memory_equal(eelsvae_cube_data(ra), eelsvae_cube_data(rb), 24 * 24 * E * sizeof(float));
 
     /* an untrained model saves and loads too, and stays untrained */
@@ -1006,13 +1006,60 @@ static void trained_and_prepared(eelsvae_model **m, eelsvae_cube **prep)
     pair_free(&p);
 }
 
+/* A strided reconstruction averages, for every pixel, the reconstructions of
+ * every tile that holds it: rebuilt here from single-tile crops, each
+ * reconstructed on its own (stride 4 on 20 pixels: origins 0, 4, 8, 12). */
+static void test_reconstruct_strided(void **state)
+{
+    (void)state;
+    eelsvae_model *m = NULL;
+    eelsvae_cube *prep = NULL, *rec = NULL;
+    trained_and_prepared(&m, &prep);
+    assert_ok(eelsvae_model_reconstruct(m, prep, 4, &rec));
+    static double sum[20][20][E];
+    static int hits[20][20];
+    memset(sum, 0, sizeof sum);
+    memset(hits, 0, sizeof hits);
+    const size_t origin[4] = {0, 4, 8, 12};
+    for (size_t i = 0; i < 4; i++)
+        for (size_t j = 0; j < 4; j++) {
+            eelsvae_cube *crop = NULL, *one = NULL;
+            assert_ok(eelsvae_cube_crop(prep, origin[i], origin[j], T, T, &crop));
+            assert_ok(eelsvae_model_reconstruct(m, crop, 0, &one));
+            const float *o = eelsvae_cube_data(one);
+            for (size_t r = 0; r < T; r++)
+                for (size_t c = 0; c < T; c++) {
+                    for (size_t e = 0; e < E; e++) sum[origin[i] + r][origin[j] + c][e] += o[(r * T + c) * E + e];
+                    hits[origin[i] + r][origin[j] + c]++;
+                }
+            eelsvae_cube_free(one);
+            eelsvae_cube_free(crop);
+        }
+    const float *r = eelsvae_cube_data(rec);
+    double worst = 0;
+    for (size_t y = 0; y < 20; y++)
+        for (size_t x = 0; x < 20; x++)
+            for (size_t e = 0; e < E; e++) {
+                double d = fabs(r[(y * 20 + x) * E + e] - sum[y][x][e] / hits[y][x]);
+                worst = d > worst ? d : worst;
+            }
+    assert_true(worst <= 1e-6);
+    assert_int_equal(hits[10][10], 4); /* rows 8–11 lie in tiles 1 and 2 (origins 4 and 8) of each axis */
+    eelsvae_cube *bad = NULL;
+    assert_status(eelsvae_model_reconstruct(m, prep, T + 1, &bad), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_true(strlen(eelsvae_last_error()) > 0);
+    eelsvae_cube_free(rec);
+    eelsvae_cube_free(prep);
+    eelsvae_model_free(m);
+}
+
 static void test_reconstruct_encode_decode(void **state)
 {
     (void)state;
     eelsvae_model *m = NULL;
     eelsvae_cube *prep = NULL, *rec = NULL;
     trained_and_prepared(&m, &prep);
-    assert_ok(eelsvae_model_reconstruct(m, prep, &rec));
+    assert_ok(eelsvae_model_reconstruct(m, prep, 0, &rec));
     size_t ny = 0, nx = 0, ne = 0;
     eelsvae_cube_shape(rec, &ny, &nx, &ne);
     assert_int_equal(ny, 20);
@@ -1070,13 +1117,13 @@ static void test_reconstruct_encode_decode(void **state)
     assert_status(eelsvae_model_decode(m, mu, tiles, dec, tiles * tf - 1), EELSVAE_ERR_DIMENSION);
     assert_ok(eelsvae_model_decode(m, mu, 0, dec, 0));
     eelsvae_cube *raw = synth(20, 20, 686.0, 737.0, 1.0, 1000.0, 41), *out = NULL;
-    assert_status(eelsvae_model_reconstruct(m, raw, &out), EELSVAE_ERR_DIMENSION); /* 52 channels, not 32 */
+    assert_status(eelsvae_model_reconstruct(m, raw, 0, &out), EELSVAE_ERR_DIMENSION); /* 52 channels, not 32 */
     assert_status(eelsvae_model_encode(m, raw, mu, NULL, tiles * L), EELSVAE_ERR_DIMENSION);
     eelsvae_cube *narrow = NULL;
     assert_ok(eelsvae_cube_crop(prep, 0, 0, 20, 7, &narrow));
-    assert_status(eelsvae_model_reconstruct(m, narrow, &out), EELSVAE_ERR_DIMENSION);
+    assert_status(eelsvae_model_reconstruct(m, narrow, 0, &out), EELSVAE_ERR_DIMENSION);
     assert_null(out);
-    assert_status(eelsvae_model_reconstruct(NULL, prep, &out), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_reconstruct(NULL, prep, 0, &out), EELSVAE_ERR_INVALID_ARGUMENT);
     assert_status(eelsvae_model_decode(NULL, mu, 1, dec, tf), EELSVAE_ERR_INVALID_ARGUMENT);
     eelsvae_cube_free(narrow);
     eelsvae_cube_free(raw);
@@ -1156,7 +1203,7 @@ static void test_allocation_failures(void **state)
         float mu[9 * L];
         evae_fail_allocation_after(k);
         eelsvae_status st = eelsvae_model_prepare(use, p.c[0], &prep);
-        if (st == EELSVAE_OK) st = eelsvae_model_reconstruct(use, prep, &rec);
+        if (st == EELSVAE_OK) st = eelsvae_model_reconstruct(use, prep, 0, &rec);
         if (st == EELSVAE_OK) st = eelsvae_model_encode(use, prep, mu, NULL, 9 * L);
         evae_fail_allocation_after(0);
         eelsvae_cube_free(prep);
@@ -1189,6 +1236,7 @@ int main(void)
         cmocka_unit_test(test_prepare),
         cmocka_unit_test(test_joint_scaling),
         cmocka_unit_test(test_reconstruct_encode_decode),
+        cmocka_unit_test(test_reconstruct_strided),
         cmocka_unit_test(test_allocation_failures),
     };
     /* One thread: the tiny network's work is too small to share, and the

@@ -227,37 +227,48 @@ EELSVAE_API eelsvae_status eelsvae_cube_check_finite(const eelsvae_cube *cube);
 
 /**
  * @brief How many tiles cover an ny × nx scan.
+ *
+ * Tiles start every @p stride pixels along each axis (0, s, 2s, …); where
+ * the steps miss the far edge, one more tile is placed flush against it, so
+ * every pixel is covered. Stride T gives the paper's non-overlapping
+ * tiling; a smaller stride gives overlapping tiles.
  * @param ny Rows.
  * @param nx Columns.
  * @param tile Tile side T, 1 ≤ T ≤ min(ny, nx).
- * @param[out] tiles_y ⌈ny / T⌉.
- * @param[out] tiles_x ⌈nx / T⌉.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION (tile larger than the scan).
+ * @param stride Step between tile origins, 1 … T; 0 means T.
+ * @param[out] tiles_y Tiles down: ⌈(ny − T) / s⌉ + 1.
+ * @param[out] tiles_x Tiles across: ⌈(nx − T) / s⌉ + 1.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (tile 0, stride > T),
+ *         ::EELSVAE_ERR_DIMENSION (tile larger than the scan).
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_tiling(size_t ny, size_t nx, size_t tile, size_t *tiles_y, size_t *tiles_x);
+EELSVAE_API eelsvae_status eelsvae_tiling(size_t ny, size_t nx, size_t tile, size_t stride, size_t *tiles_y,
+                                          size_t *tiles_x);
 
 /**
- * @brief Copy every tile of a cube into one buffer.
+ * @brief Copy every tile of a cube into one buffer, row of tiles by row.
  * @param cube The cube.
  * @param tile Tile side T.
+ * @param stride Step between tiles (see eelsvae_tiling()); 0 means T.
  * @param[out] tiles tiles_y·tiles_x·T·T·ne floats.
  * @param count Length of @p tiles.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_t tile, float *tiles, size_t count);
+EELSVAE_API eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_t tile, size_t stride, float *tiles,
+                                                 size_t count);
 
 /**
  * @brief Reassemble a cube from its tiles, averaging where tiles overlap.
  * @param cube Target cube; its shape decides the tiling. Samples are overwritten.
  * @param tile Tile side T.
+ * @param stride Step between tiles, as they were cut; 0 means T.
  * @param tiles tiles_y·tiles_x·T·T·ne floats.
  * @param count Length of @p tiles.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, const float *tiles,
+EELSVAE_API eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, size_t stride, const float *tiles,
                                                    size_t count);
 /** @} */
 

@@ -259,14 +259,21 @@ EELSVAE_API eelsvae_status eelsvae_model_prepare(const eelsvae_model *model, con
 /**
  * @brief Reconstruct a prepared cube: every pixel through the tiles that
  *        cover it (eelsvae_cube_to_tiles()), overlaps averaged; z = μ.
+ *
+ * With stride T each pixel is reconstructed once, by the one tile that
+ * holds it, and tile edges can show as a faint grid in a score map. A
+ * smaller stride averages each pixel over every tile that holds it at a
+ * different position — about (T / stride)² times the work — which removes
+ * the grid and the noise of any single reconstruction.
  * @param model The model.
  * @param prepared Output of eelsvae_model_prepare().
+ * @param stride Step between tile origins in pixels, 1 … T; 0 means T (no overlap).
  * @param[out] reconstruction New cube of the same shape and calibration, values in [0, 1].
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_model_reconstruct(const eelsvae_model *model, const eelsvae_cube *prepared,
-                                                     eelsvae_cube **reconstruction);
+                                                     size_t stride, eelsvae_cube **reconstruction);
 
 /**
  * @brief Latent encoding (μ and log σ²) of every tile of a prepared cube,

@@ -36,4 +36,11 @@ eelsvae_status evae_cube_alloc_like(const eelsvae_cube *like, size_t ny, size_t 
 /* Check two cubes have the same shape; the message names `what`. */
 eelsvae_status evae_cube_same_shape(const eelsvae_cube *a, const eelsvae_cube *b, const char *what);
 
+/* Tiles of side `tile` at step `stride` (≥ 1) along an axis of n ≥ tile
+ * pixels: origins 0, s, 2s, … up to n − tile, plus n − tile itself when the
+ * steps miss it, so that every pixel is covered. */
+size_t evae_tile_count(size_t n, size_t tile, size_t stride);
+/* Origin of tile i of that walk: min(i·stride, n − tile). */
+size_t evae_tile_origin(size_t i, size_t n, size_t tile, size_t stride);
+
 #endif

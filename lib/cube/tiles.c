@@ -3,29 +3,40 @@
 
 #include <string.h>
 
-eelsvae_status eelsvae_tiling(size_t ny, size_t nx, size_t tile, size_t *tiles_y, size_t *tiles_x)
+size_t evae_tile_count(size_t n, size_t tile, size_t stride)
+{
+    size_t last = n - tile;
+    return last / stride + 1 + (last % stride != 0);
+}
+
+size_t evae_tile_origin(size_t i, size_t n, size_t tile, size_t stride)
+{
+    size_t o = i * stride;
+    return o > n - tile ? n - tile : o;
+}
+
+eelsvae_status eelsvae_tiling(size_t ny, size_t nx, size_t tile, size_t stride, size_t *tiles_y, size_t *tiles_x)
 {
     if (tile == 0 || !tiles_y || !tiles_x)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "tiling: tile side 0 or NULL output");
+    if (stride > tile)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
+                         "tiling: stride %zu is larger than the %zu-pixel tile, so pixels would be left out", stride,
+                         tile);
     if (tile > ny || tile > nx)
         return evae_fail(EELSVAE_ERR_DIMENSION, "tiling: a %zu × %zu tile does not fit a %zu × %zu scan", tile, tile,
                          ny, nx);
-    *tiles_y = (ny + tile - 1) / tile;
-    *tiles_x = (nx + tile - 1) / tile;
+    if (stride == 0) stride = tile;
+    *tiles_y = evae_tile_count(ny, tile, stride);
+    *tiles_x = evae_tile_count(nx, tile, stride);
     return EELSVAE_OK;
 }
 
-/* First row (or column) of tile i: the last tile is pulled back to fit. */
-static size_t tile_origin(size_t i, size_t tile, size_t n)
-{
-    size_t o = i * tile;
-    return o + tile > n ? n - tile : o;
-}
-
 /* Floats a full tiling of `cube` needs, checked against the caller's count. */
-static eelsvae_status tiles_size(const eelsvae_cube *cube, size_t tile, size_t count, size_t *ty, size_t *tx)
+static eelsvae_status tiles_size(const eelsvae_cube *cube, size_t tile, size_t stride, size_t count, size_t *ty,
+                                 size_t *tx)
 {
-    EVAE_TRY(eelsvae_tiling(cube->ny, cube->nx, tile, ty, tx));
+    EVAE_TRY(eelsvae_tiling(cube->ny, cube->nx, tile, stride, ty, tx));
     size_t need = 0;
     EVAE_TRY(evae_mul4(*ty * *tx, tile, tile, cube->ne, &need, "tile buffer"));
     if (count != need)
@@ -34,15 +45,17 @@ static eelsvae_status tiles_size(const eelsvae_cube *cube, size_t tile, size_t c
     return EELSVAE_OK;
 }
 
-eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_t tile, float *tiles, size_t count)
+eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_t tile, size_t stride, float *tiles,
+                                     size_t count)
 {
     if (!cube || !tiles) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "to_tiles: NULL argument");
     size_t ty = 0, tx = 0;
-    EVAE_TRY(tiles_size(cube, tile, count, &ty, &tx));
+    EVAE_TRY(tiles_size(cube, tile, stride, count, &ty, &tx));
+    if (stride == 0) stride = tile;
     size_t row = tile * cube->ne; /* floats in one tile row */
     for (size_t i = 0; i < ty; i++)
         for (size_t j = 0; j < tx; j++) {
-            size_t y0 = tile_origin(i, tile, cube->ny), x0 = tile_origin(j, tile, cube->nx);
+            size_t y0 = evae_tile_origin(i, cube->ny, tile, stride), x0 = evae_tile_origin(j, cube->nx, tile, stride);
             float *dst = tiles + (i * tx + j) * tile * row;
             for (size_t r = 0; r < tile; r++)
                 memcpy(dst + r * row, cube->data + ((y0 + r) * cube->nx + x0) * cube->ne, row * sizeof(float));
@@ -50,18 +63,20 @@ eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_t tile, floa
     return EELSVAE_OK;
 }
 
-eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, const float *tiles, size_t count)
+eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, size_t stride, const float *tiles,
+                                       size_t count)
 {
     if (!cube || !tiles) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "from_tiles: NULL argument");
     size_t ty = 0, tx = 0;
-    EVAE_TRY(tiles_size(cube, tile, count, &ty, &tx));
+    EVAE_TRY(tiles_size(cube, tile, stride, count, &ty, &tx));
+    if (stride == 0) stride = tile;
     uint32_t *hits = NULL; /* how many tiles cover each pixel */
     EVAE_TRY(evae_alloc_zeros(evae_cube_pixels(cube), sizeof *hits, (void **)&hits, "tile overlap counts"));
     memset(cube->data, 0, evae_cube_samples(cube) * sizeof(float));
     size_t ne = cube->ne;
     for (size_t i = 0; i < ty; i++)
         for (size_t j = 0; j < tx; j++) {
-            size_t y0 = tile_origin(i, tile, cube->ny), x0 = tile_origin(j, tile, cube->nx);
+            size_t y0 = evae_tile_origin(i, cube->ny, tile, stride), x0 = evae_tile_origin(j, cube->nx, tile, stride);
             const float *src = tiles + (i * tx + j) * tile * tile * ne;
             for (size_t r = 0; r < tile; r++)
                 for (size_t c = 0; c < tile; c++) {

@@ -233,9 +233,9 @@ static eelsvae_status inference_net(const eelsvae_model *model, size_t wanted, e
     return EELSVAE_OK;
 }
 
-/* Tiles of a prepared cube, and the floats of one tile. */
-static eelsvae_status prepared_tiles(const eelsvae_model *model, const eelsvae_cube *prepared, const char *what,
-                                     size_t *tiles, size_t *tile_floats)
+/* Tiles of a prepared cube at a stride, and the floats of one tile. */
+static eelsvae_status prepared_tiles(const eelsvae_model *model, const eelsvae_cube *prepared, size_t stride,
+                                     const char *what, size_t *tiles, size_t *tile_floats)
 {
     size_t tile = model->arch.tile, channels = model->arch.energy_channels;
     if (prepared->ne != channels)
@@ -246,20 +246,20 @@ static eelsvae_status prepared_tiles(const eelsvae_model *model, const eelsvae_c
         return evae_fail(EELSVAE_ERR_DIMENSION, "%s: the %zu × %zu scan is smaller than a %zu × %zu tile", what,
                          prepared->ny, prepared->nx, tile, tile);
     size_t ty = 0, tx = 0;
-    EVAE_TRY(eelsvae_tiling(prepared->ny, prepared->nx, tile, &ty, &tx));
+    EVAE_TRY(eelsvae_tiling(prepared->ny, prepared->nx, tile, stride, &ty, &tx));
     *tiles = ty * tx;
     return evae_mul3(tile, tile, channels, tile_floats, "tile");
 }
 
 /* Every tile of the cube in one buffer [tiles][T][T][E]. */
-static eelsvae_status cut_tiles(const eelsvae_model *model, const eelsvae_cube *prepared, size_t tiles,
+static eelsvae_status cut_tiles(const eelsvae_model *model, const eelsvae_cube *prepared, size_t stride, size_t tiles,
                                 size_t tile_floats, float **out)
 {
     size_t total = 0;
     EVAE_TRY(evae_mul(tiles, tile_floats, &total, "tile buffer"));
     float *buf = NULL;
     EVAE_TRY(evae_alloc_array(total, sizeof(float), (void **)&buf, "tile buffer"));
-    eelsvae_status st = eelsvae_cube_to_tiles(prepared, model->arch.tile, buf, total);
+    eelsvae_status st = eelsvae_cube_to_tiles(prepared, model->arch.tile, stride, buf, total);
     if (st != EELSVAE_OK) {
         evae_free(buf);
         return st;
@@ -287,19 +287,19 @@ static eelsvae_status reconstruct_tiles(const eelsvae_model *model, float *buf, 
     return st;
 }
 
-eelsvae_status eelsvae_model_reconstruct(const eelsvae_model *model, const eelsvae_cube *prepared,
+eelsvae_status eelsvae_model_reconstruct(const eelsvae_model *model, const eelsvae_cube *prepared, size_t stride,
                                          eelsvae_cube **reconstruction)
 {
     if (!model || !prepared || !reconstruction)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model reconstruct: NULL argument");
     size_t tiles = 0, tile_floats = 0;
-    EVAE_TRY(prepared_tiles(model, prepared, "model reconstruct", &tiles, &tile_floats));
+    EVAE_TRY(prepared_tiles(model, prepared, stride, "model reconstruct", &tiles, &tile_floats));
     float *buf = NULL;
-    EVAE_TRY(cut_tiles(model, prepared, tiles, tile_floats, &buf));
+    EVAE_TRY(cut_tiles(model, prepared, stride, tiles, tile_floats, &buf));
     eelsvae_cube *out = NULL;
     eelsvae_status st = evae_cube_alloc_like(prepared, prepared->ny, prepared->nx, prepared->ne, &out);
     if (st == EELSVAE_OK) st = reconstruct_tiles(model, buf, tiles, tile_floats);
-    if (st == EELSVAE_OK) st = eelsvae_cube_from_tiles(out, model->arch.tile, buf, tiles * tile_floats);
+    if (st == EELSVAE_OK) st = eelsvae_cube_from_tiles(out, model->arch.tile, stride, buf, tiles * tile_floats);
     evae_free(buf);
     if (st != EELSVAE_OK) {
         eelsvae_cube_free(out);
@@ -337,13 +337,13 @@ eelsvae_status eelsvae_model_encode(const eelsvae_model *model, const eelsvae_cu
 {
     if (!model || !prepared || !mu) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model encode: NULL argument");
     size_t tiles = 0, tile_floats = 0, need = 0;
-    EVAE_TRY(prepared_tiles(model, prepared, "model encode", &tiles, &tile_floats));
+    EVAE_TRY(prepared_tiles(model, prepared, 0, "model encode", &tiles, &tile_floats));
     EVAE_TRY(evae_mul(tiles, model->arch.latent, &need, "latent codes"));
     if (count != need)
         return evae_fail(EELSVAE_ERR_DIMENSION, "model encode: count is %zu, %zu tiles × latent %zu need %zu", count,
                          tiles, model->arch.latent, need);
     float *buf = NULL;
-    EVAE_TRY(cut_tiles(model, prepared, tiles, tile_floats, &buf));
+    EVAE_TRY(cut_tiles(model, prepared, 0, tiles, tile_floats, &buf));
     eelsvae_status st = encode_tiles(model, buf, tiles, tile_floats, mu, logvar);
     evae_free(buf);
     return st;

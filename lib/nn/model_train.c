@@ -210,24 +210,6 @@ static eelsvae_status prepare_cubes(const eelsvae_model *model, const eelsvae_cu
     return record_and_apply(t, d->cubes, n);
 }
 
-/* Tile origins along an axis of n pixels: 0, s, 2s, … ≤ n − T, plus n − T. */
-static size_t axis_origins(size_t n, size_t tile, size_t stride, size_t *out)
-{
-    if (n < tile) return 0;
-    size_t last = n - tile, count = 0, o = 0;
-    for (;;) {
-        if (out) out[count] = o;
-        count++;
-        if (last - o < stride) break;
-        o += stride;
-    }
-    if (o != last) {
-        if (out) out[count] = last;
-        count++;
-    }
-    return count;
-}
-
 static bool tile_excluded(const uint8_t *mask, size_t nx, size_t y0, size_t x0, size_t tile)
 {
     if (!mask) return false;
@@ -240,17 +222,19 @@ static bool tile_excluded(const uint8_t *mask, size_t nx, size_t y0, size_t x0, 
 /* Walk every (cube, y, x) tile not touching an excluded pixel; store them
  * when `out` is given. Returns the count. */
 static size_t walk_tiles(const train_data *d, const uint8_t *const *exclude, size_t tile, size_t stride,
-                         size_t *ys, size_t *xs, tile_ref *out)
+                         tile_ref *out)
 {
     size_t count = 0;
     for (size_t i = 0; i < d->n_cubes; i++) {
         const eelsvae_cube *c = d->cubes[i];
         const uint8_t *mask = exclude ? exclude[i] : NULL;
-        size_t ny = axis_origins(c->ny, tile, stride, ys), nx = axis_origins(c->nx, tile, stride, xs);
+        if (c->ny < tile || c->nx < tile) continue;
+        size_t ny = evae_tile_count(c->ny, tile, stride), nx = evae_tile_count(c->nx, tile, stride);
         for (size_t a = 0; a < ny; a++)
             for (size_t b = 0; b < nx; b++) {
-                if (tile_excluded(mask, c->nx, ys[a], xs[b], tile)) continue;
-                if (out) out[count] = (tile_ref){i, ys[a], xs[b]};
+                size_t y0 = evae_tile_origin(a, c->ny, tile, stride), x0 = evae_tile_origin(b, c->nx, tile, stride);
+                if (tile_excluded(mask, c->nx, y0, x0, tile)) continue;
+                if (out) out[count] = (tile_ref){i, y0, x0};
                 count++;
             }
     }
@@ -259,25 +243,15 @@ static size_t walk_tiles(const train_data *d, const uint8_t *const *exclude, siz
 
 static eelsvae_status build_tiles(train_data *d, const uint8_t *const *exclude, size_t tile, size_t stride)
 {
-    size_t longest = 1;
-    for (size_t i = 0; i < d->n_cubes; i++) {
-        longest = d->cubes[i]->ny > longest ? d->cubes[i]->ny : longest;
-        longest = d->cubes[i]->nx > longest ? d->cubes[i]->nx : longest;
-    }
-    size_t *ys = NULL, *xs = NULL;
-    EVAE_TRY(evae_alloc_array(longest + 1, sizeof *ys, (void **)&ys, "tile origins"));
-    eelsvae_status st = evae_alloc_array(longest + 1, sizeof *xs, (void **)&xs, "tile origins");
-    size_t n = st == EELSVAE_OK ? walk_tiles(d, exclude, tile, stride, ys, xs, NULL) : 0;
-    if (st == EELSVAE_OK && n == 0)
-        st = evae_fail(EELSVAE_ERR_DIMENSION,
-                       "model train: no tile left to train on: no %zu × %zu tile at stride %zu fits the %zu cube(s) "
-                       "without touching an excluded pixel",
-                       tile, tile, stride, d->n_cubes);
-    if (st == EELSVAE_OK) st = evae_alloc_array(n, sizeof *d->tiles, (void **)&d->tiles, "training tiles");
-    if (st == EELSVAE_OK) d->n_tiles = walk_tiles(d, exclude, tile, stride, ys, xs, d->tiles);
-    evae_free(ys);
-    evae_free(xs);
-    return st;
+    size_t n = walk_tiles(d, exclude, tile, stride, NULL);
+    if (n == 0)
+        return evae_fail(EELSVAE_ERR_DIMENSION,
+                         "model train: no tile left to train on: no %zu × %zu tile at stride %zu fits the %zu cube(s) "
+                         "without touching an excluded pixel",
+                         tile, tile, stride, d->n_cubes);
+    EVAE_TRY(evae_alloc_array(n, sizeof *d->tiles, (void **)&d->tiles, "training tiles"));
+    d->n_tiles = walk_tiles(d, exclude, tile, stride, d->tiles);
+    return EELSVAE_OK;
 }
 
 /* ---- random streams ----------------------------------------------------------- */
