@@ -16,6 +16,7 @@ static void usage(void)
            "Train the 3-D convolutional VAE on a bulk spectrum image (raw counts) and\n"
            "save it to OUT with the preprocessing it applied, so that eelsvae-detect\n"
            "treats new data identically. Ctrl-C stops cleanly and saves a checkpoint.\n\n"
+           CLI_CUBE_FORMATS_HELP "\n"
            "Options:\n"
            "  --model OUT             model file to write\n"
            "  --preset fast|paper     architecture and training preset (default fast)\n"
@@ -25,10 +26,11 @@ static void usage(void)
            "  --energy-range LO:HI    energy range the model takes, eV (preset: fast\n"
            "                          686:733.7, paper 420:813.3); the channel count is\n"
            "                          rounded down to a multiple of the energy stride\n"
-           "  --exclude MASK.npy      y × x mask: tiles touching a non-zero pixel are not\n"
-           "                          trained on\n"
-           "  --energy-offset EV      energy of channel 0 (a .npy file has no calibration)\n"
-           "  --energy-scale EV       eV per channel\n"
+           "  --exclude MASK          y × x mask (any format above): tiles touching a\n"
+           "                          non-zero pixel are not trained on\n"
+           "  --energy-offset EV      energy of channel 0, overriding the file's (required,\n"
+           "                          with --energy-scale, for a .npy without a sidecar)\n"
+           "  --energy-scale EV       eV per channel, overriding the file's\n"
            "  --seed S                seed of weights, shuffling and sampling (default 1)\n"
            "  --checkpoint PATH       write a checkpoint to PATH every --checkpoint-every\n"
            "                          epochs (default every epoch when PATH is given)\n"
@@ -124,6 +126,8 @@ int main(int argc, char **argv)
     eelsvae_cube *cube = cli_load_cube(a.cube, a.e0, a.de);
     size_t ny = 0, nx = 0;
     eelsvae_cube_shape(cube, &ny, &nx, NULL);
+    double dispersion = 0; /* the file's, or --energy-scale */
+    cli_check(eelsvae_cube_axis(cube, EELSVAE_AXIS_E, NULL, &dispersion, NULL), a.cube);
     uint8_t *exclude = a.exclude ? cli_load_mask(a.exclude, ny, nx) : NULL;
 
     eelsvae_model *model = NULL;
@@ -133,7 +137,7 @@ int main(int argc, char **argv)
     } else {
         eelsvae_model_options mo;
         cli_check(eelsvae_model_options_init(&mo, a.preset), "model options");
-        apply_energy_range(&mo, &a, a.de);
+        apply_energy_range(&mo, &a, dispersion);
         cli_check(eelsvae_model_create(&mo, a.seed, &model), "model");
     }
     eelsvae_train_options to;

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Install the Debian packages libeelsvae needs, when any is missing.
-#   tools/install-deps.sh            build + test dependencies
-#   tools/install-deps.sh --bench    also the speed peers (HyperSpy, PyTorch)
+#   tools/install-deps.sh            build + test dependencies (HyperSpy is the
+#                                    oracle of the file-format tests)
+#   tools/install-deps.sh --bench    also the speed peer PyTorch
 set -euo pipefail
 
-packages=(gcc meson ninja-build pkg-config libfftw3-dev libopenblas-dev liblapacke-dev
-          libcmocka-dev libpng-dev doxygen python3-numpy python3-scipy python3-sklearn)
+packages=(gcc g++ meson ninja-build pkg-config libfftw3-dev libopenblas-dev liblapacke-dev
+          libcmocka-dev libpng-dev libhdf5-dev doxygen python3-numpy python3-scipy python3-sklearn
+          python3-pytest python3-hyperspy)
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3-hyperspy python3-torch)
+  packages+=(python3-torch)
 fi
 
 missing=()

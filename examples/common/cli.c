@@ -267,33 +267,651 @@ int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, 
     return rc;
 }
 
+/* ---- JSON output ------------------------------------------------------------ */
+
+void cli_json_number(cli_text *t, double v)
+{
+    if (!isfinite(v)) {
+        cli_text_printf(t, "null");
+        return;
+    }
+    /* The fewest significant digits that read back to the same double… */
+    char buf[40];
+    int digits = 1;
+    for (; digits < 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    /* …without an exponent where plain digits do (420, not 4.2e+02): %g
+     * writes one only when the exponent is below -4 or not below the precision. */
+    int exponent = v == 0 ? 0 : (int)floor(log10(fabs(v)));
+    if (exponent >= digits && exponent < 17) digits = exponent + 1;
+    snprintf(buf, sizeof buf, "%.*g", digits, v);
+    cli_text_printf(t, "%s", buf);
+}
+
+/* Length of the well-formed UTF-8 sequence at p, 0 when it is not one. */
+static size_t utf8_length(const unsigned char *p)
+{
+    unsigned c = p[0];
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!len) return 0;
+    unsigned lo = 0x80, hi = 0xBF; /* the second byte's range excludes overlong forms and surrogates */
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+    if (p[1] < lo || p[1] > hi) return 0;
+    for (size_t k = 2; k < len; k++)
+        if (p[k] < 0x80 || p[k] > 0xBF) return 0;
+    return len;
+}
+
+void cli_json_string(cli_text *t, const char *s)
+{
+    cli_text_printf(t, "\"");
+    for (const unsigned char *p = (const unsigned char *)s; *p;) {
+        unsigned c = *p;
+        size_t len = c >= 0x80 ? utf8_length(p) : 1;
+        if (c == '"' || c == '\\') cli_text_printf(t, "\\%c", (char)c);
+        else if (c == '\n') cli_text_printf(t, "\\n");
+        else if (c == '\t') cli_text_printf(t, "\\t");
+        else if (c == '\r') cli_text_printf(t, "\\r");
+        else if (c < 0x20) cli_text_printf(t, "\\u%04x", c);
+        else if (len) cli_text_printf(t, "%.*s", (int)len, (const char *)p);
+        else cli_text_printf(t, "\\u%04x", c); /* a stray byte: read it as Latin-1 (DM's "µ") */
+        p += len ? len : 1;
+    }
+    cli_text_printf(t, "\"");
+}
+
+void cli_signal_json_members(cli_text *t, const eelsvae_signal *signal, int indent)
+{
+    size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS] = {0};
+    eelsvae_dtype dtype = EELSVAE_DTYPE_FLOAT32;
+    eelsvae_signal_shape(signal, &ndim, shape, &dtype);
+    cli_text_printf(t, "%*s\"shape\": [", indent, "");
+    for (size_t d = 0; d < ndim; d++) cli_text_printf(t, d ? ", %zu" : "%zu", shape[d]);
+    cli_text_printf(t, "],\n%*s\"dtype\": \"%s\",\n%*s\"axes\": [", indent, "", eelsvae_dtype_name(dtype), indent, "");
+    for (size_t d = 0; d < ndim; d++) {
+        double offset = 0, scale = 1;
+        const char *name = "", *units = "";
+        int navigate = 0;
+        cli_check(eelsvae_signal_axis(signal, d, &offset, &scale, &name, &units, &navigate), "signal axis");
+        cli_text_printf(t, "%s\n%*s{\"name\": ", d ? "," : "", indent + 2, "");
+        cli_json_string(t, name);
+        cli_text_printf(t, ", \"size\": %zu, \"offset\": ", shape[d]);
+        cli_json_number(t, offset);
+        cli_text_printf(t, ", \"scale\": ");
+        cli_json_number(t, scale);
+        cli_text_printf(t, ", \"units\": ");
+        cli_json_string(t, units);
+        cli_text_printf(t, ", \"navigate\": %s}", navigate ? "true" : "false");
+    }
+    cli_text_printf(t, "\n%*s],\n%*s\"metadata\": {", indent, "", indent, "");
+    size_t n = eelsvae_signal_metadata_count(signal);
+    for (size_t i = 0; i < n; i++) {
+        const char *key = NULL, *value = NULL;
+        cli_check(eelsvae_signal_metadata_at(signal, i, &key, &value), "signal metadata");
+        cli_text_printf(t, "%s\n%*s", i ? "," : "", indent + 2, "");
+        cli_json_string(t, key);
+        cli_text_printf(t, ": ");
+        cli_json_string(t, value);
+    }
+    if (n) cli_text_printf(t, "\n%*s", indent, "");
+    cli_text_printf(t, "}");
+}
+
+/* ---- JSON input (sidecars): a small strict parser -------------------------- */
+
+typedef enum json_type { JSON_NULL, JSON_BOOL, JSON_NUMBER, JSON_STRING, JSON_ARRAY, JSON_OBJECT } json_type;
+
+typedef struct json {
+    json_type type;
+    int boolean;
+    double number;
+    char *string;      /* JSON_STRING */
+    size_t count;      /* JSON_ARRAY, JSON_OBJECT */
+    char **keys;       /* JSON_OBJECT */
+    struct json *item; /* JSON_ARRAY, JSON_OBJECT */
+} json;
+
+typedef struct json_parser {
+    const char *text, *p, *path;
+} json_parser;
+
+static void json_error(const json_parser *jp, const char *what)
+{
+    cli_fail("%s: not valid JSON at byte %zu: %s", jp->path, (size_t)(jp->p - jp->text), what);
+}
+
+static void json_skip_space(json_parser *jp)
+{
+    while (*jp->p == ' ' || *jp->p == '\t' || *jp->p == '\n' || *jp->p == '\r') jp->p++;
+}
+
+static void *json_grow(void *p, size_t count, size_t size)
+{
+    void *q = realloc(p, (count + 1) * size);
+    if (!q) cli_fail("out of memory");
+    return q;
+}
+
+static void json_put_utf8(cli_text *t, unsigned long cp)
+{
+    if (cp < 0x80) cli_text_printf(t, "%c", (char)cp);
+    else if (cp < 0x800) cli_text_printf(t, "%c%c", (char)(0xC0 | cp >> 6), (char)(0x80 | (cp & 0x3F)));
+    else if (cp < 0x10000)
+        cli_text_printf(t, "%c%c%c", (char)(0xE0 | cp >> 12), (char)(0x80 | (cp >> 6 & 0x3F)), (char)(0x80 | (cp & 0x3F)));
+    else
+        cli_text_printf(t, "%c%c%c%c", (char)(0xF0 | cp >> 18), (char)(0x80 | (cp >> 12 & 0x3F)),
+                        (char)(0x80 | (cp >> 6 & 0x3F)), (char)(0x80 | (cp & 0x3F)));
+}
+
+static unsigned long json_hex4(json_parser *jp)
+{
+    unsigned long v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = *jp->p++;
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (d < 0) json_error(jp, "bad \\u escape");
+        v = v * 16 + (unsigned long)d;
+    }
+    return v;
+}
+
+static char *json_parse_string(json_parser *jp)
+{
+    cli_text t = {0};
+    cli_text_printf(&t, "%s", "");
+    jp->p++; /* the opening quote */
+    for (;;) {
+        unsigned char c = (unsigned char)*jp->p;
+        if (c == '"') break;
+        if (c == 0) json_error(jp, "unterminated string");
+        if (c < 0x20) json_error(jp, "control character in a string");
+        if (c != '\\') {
+            cli_text_printf(&t, "%c", (char)c);
+            jp->p++;
+            continue;
+        }
+        char e = jp->p[1];
+        jp->p += 2;
+        switch (e) {
+        case '"': cli_text_printf(&t, "\""); break;
+        case '\\': cli_text_printf(&t, "\\"); break;
+        case '/': cli_text_printf(&t, "/"); break;
+        case 'b': cli_text_printf(&t, "\b"); break;
+        case 'f': cli_text_printf(&t, "\f"); break;
+        case 'n': cli_text_printf(&t, "\n"); break;
+        case 'r': cli_text_printf(&t, "\r"); break;
+        case 't': cli_text_printf(&t, "\t"); break;
+        case 'u': {
+            unsigned long cp = json_hex4(jp);
+            if (cp >= 0xD800 && cp <= 0xDBFF && jp->p[0] == '\\' && jp->p[1] == 'u') {
+                jp->p += 2;
+                unsigned long low = json_hex4(jp);
+                if (low < 0xDC00 || low > 0xDFFF) json_error(jp, "unpaired surrogate");
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+            } else if (cp >= 0xD800 && cp <= 0xDFFF) json_error(jp, "unpaired surrogate");
+            if (cp == 0) json_error(jp, "\\u0000 in a string");
+            json_put_utf8(&t, cp);
+            break;
+        }
+        default: jp->p -= 1; json_error(jp, "bad escape");
+        }
+    }
+    jp->p++;
+    return t.s;
+}
+
+/* A number as JSON spells it (no leading '+', no leading zeros, no hex). */
+static double json_parse_number(json_parser *jp)
+{
+    const char *q = jp->p;
+    if (*q == '-') q++;
+    if (*q == '0') q++;
+    else if (*q >= '1' && *q <= '9') while (*q >= '0' && *q <= '9') q++;
+    else json_error(jp, "expected a value");
+    if (*q == '.') {
+        q++;
+        if (!(*q >= '0' && *q <= '9')) json_error(jp, "digits must follow '.'");
+        while (*q >= '0' && *q <= '9') q++;
+    }
+    if (*q == 'e' || *q == 'E') {
+        q++;
+        if (*q == '+' || *q == '-') q++;
+        if (!(*q >= '0' && *q <= '9')) json_error(jp, "digits must follow the exponent");
+        while (*q >= '0' && *q <= '9') q++;
+    }
+    double v = strtod(jp->p, NULL);
+    if (!isfinite(v)) json_error(jp, "number out of range");
+    jp->p = q;
+    return v;
+}
+
+static void json_parse_value(json_parser *jp, json *v, int depth);
+
+static void json_parse_container(json_parser *jp, json *v, int depth, int object)
+{
+    char close = object ? '}' : ']';
+    jp->p++;
+    json_skip_space(jp);
+    if (*jp->p == close) {
+        jp->p++;
+        return;
+    }
+    for (;;) {
+        json_skip_space(jp);
+        v->item = json_grow(v->item, v->count, sizeof *v->item);
+        if (object) {
+            if (*jp->p != '"') json_error(jp, "expected a key");
+            v->keys = json_grow(v->keys, v->count, sizeof *v->keys);
+            v->keys[v->count] = json_parse_string(jp);
+            json_skip_space(jp);
+            if (*jp->p != ':') json_error(jp, "expected ':'");
+            jp->p++;
+        }
+        json_parse_value(jp, &v->item[v->count], depth + 1);
+        v->count++;
+        json_skip_space(jp);
+        if (*jp->p == ',') {
+            jp->p++;
+            continue;
+        }
+        if (*jp->p != close) json_error(jp, object ? "expected ',' or '}'" : "expected ',' or ']'");
+        jp->p++;
+        return;
+    }
+}
+
+static void json_parse_value(json_parser *jp, json *v, int depth)
+{
+    *v = (json){JSON_NULL, 0, 0, NULL, 0, NULL, NULL};
+    if (depth > 64) json_error(jp, "nested too deeply");
+    json_skip_space(jp);
+    const char *p = jp->p;
+    if (*p == '{' || *p == '[') {
+        v->type = *p == '{' ? JSON_OBJECT : JSON_ARRAY;
+        json_parse_container(jp, v, depth, *p == '{');
+    } else if (*p == '"') {
+        v->type = JSON_STRING;
+        v->string = json_parse_string(jp);
+    } else if (!strncmp(p, "true", 4) || !strncmp(p, "false", 5)) {
+        v->type = JSON_BOOL;
+        v->boolean = *p == 't';
+        jp->p += v->boolean ? 4 : 5;
+    } else if (!strncmp(p, "null", 4)) {
+        jp->p += 4;
+    } else {
+        v->type = JSON_NUMBER;
+        v->number = json_parse_number(jp);
+    }
+}
+
+static void json_free(json *v)
+{
+    for (size_t i = 0; i < v->count; i++) {
+        json_free(&v->item[i]);
+        if (v->keys) free(v->keys[i]);
+    }
+    free(v->item);
+    free(v->keys);
+    free(v->string);
+}
+
+static const json *json_member(const json *object, const char *key)
+{
+    for (size_t i = 0; object->type == JSON_OBJECT && i < object->count; i++)
+        if (!strcmp(object->keys[i], key)) return &object->item[i];
+    return NULL;
+}
+
+/* A whole (small) text file, NUL-terminated. */
+static char *read_text_file(const char *path, size_t limit)
+{
+    FILE *fp = fopen(path, "rb");
+    if (!fp) cli_fail("cannot open %s: %s", path, strerror(errno));
+    cli_text t = {0};
+    cli_text_printf(&t, "%s", "");
+    char buf[4096];
+    size_t n = 0;
+    while ((n = fread(buf, 1, sizeof buf, fp)) > 0) {
+        if (memchr(buf, 0, n)) cli_fail("%s: a NUL byte: not a JSON text file", path);
+        if (t.len + n > limit) cli_fail("%s: larger than %zu bytes: not a sidecar", path, limit);
+        cli_text_printf(&t, "%.*s", (int)n, buf);
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) cli_fail("cannot read %s", path);
+    return t.s;
+}
+
+static void json_parse_file(const char *path, json *root)
+{
+    char *text = read_text_file(path, 16u << 20);
+    json_parser jp = {text, text, path};
+    json_parse_value(&jp, root, 0);
+    json_skip_space(&jp);
+    if (*jp.p) json_error(&jp, "text after the value");
+    free(text);
+}
+
+/* ---- reading files in any format --------------------------------------------- */
+
+const char *cli_sidecar_path(const char *npy_path)
+{
+    static char buf[4][4096];
+    static int next;
+    char *p = buf[next++ % 4];
+    if ((size_t)snprintf(p, sizeof buf[0], "%s.json", npy_path) >= sizeof buf[0]) cli_fail("%s: path too long", npy_path);
+    return p;
+}
+
+void cli_check_file(eelsvae_status st, const char *path)
+{
+    if (st == EELSVAE_OK) return;
+    const char *msg = eelsvae_last_error();
+    if (strstr(msg, path)) cli_fail("%s (%s)", msg, eelsvae_strerror(st));
+    cli_fail("%s: %s (%s)", path, msg, eelsvae_strerror(st));
+}
+
+double cli_signal_value(const eelsvae_signal *signal, size_t i)
+{
+    eelsvae_dtype dtype = EELSVAE_DTYPE_FLOAT32;
+    eelsvae_signal_shape(signal, NULL, NULL, &dtype);
+    const void *data = eelsvae_signal_data(signal);
+    switch (dtype) {
+    case EELSVAE_DTYPE_INT8: return ((const int8_t *)data)[i];
+    case EELSVAE_DTYPE_UINT8:
+    case EELSVAE_DTYPE_BOOL: return ((const uint8_t *)data)[i];
+    case EELSVAE_DTYPE_INT16: return ((const int16_t *)data)[i];
+    case EELSVAE_DTYPE_UINT16: return ((const uint16_t *)data)[i];
+    case EELSVAE_DTYPE_INT32: return ((const int32_t *)data)[i];
+    case EELSVAE_DTYPE_UINT32: return ((const uint32_t *)data)[i];
+    case EELSVAE_DTYPE_INT64: return (double)((const int64_t *)data)[i];
+    case EELSVAE_DTYPE_UINT64: return (double)((const uint64_t *)data)[i];
+    case EELSVAE_DTYPE_FLOAT32: return ((const float *)data)[i];
+    case EELSVAE_DTYPE_FLOAT64: return ((const double *)data)[i];
+    default: break;
+    }
+    return NAN;
+}
+
+/* The element type a .npy file's values (read as float32) go back to
+ * without loss: the file's own when float32 held every value exactly. */
+static eelsvae_dtype exact_npy_dtype(eelsvae_dtype file_dtype, const float *v, size_t n)
+{
+    switch (file_dtype) {
+    case EELSVAE_DTYPE_INT8:
+    case EELSVAE_DTYPE_UINT8:
+    case EELSVAE_DTYPE_INT16:
+    case EELSVAE_DTYPE_UINT16:
+    case EELSVAE_DTYPE_BOOL: return file_dtype; /* float32 holds every such value */
+    case EELSVAE_DTYPE_INT32:
+    case EELSVAE_DTYPE_UINT32:
+    case EELSVAE_DTYPE_INT64:
+    case EELSVAE_DTYPE_UINT64:
+        /* Every integer below 2^24 in magnitude is a float32, and a larger
+         * one never rounds below 2^24: then the values read are the file's. */
+        for (size_t i = 0; i < n; i++)
+            if (!(fabsf(v[i]) < 16777216.0f)) return EELSVAE_DTYPE_FLOAT32;
+        return file_dtype;
+    default: break;
+    }
+    return EELSVAE_DTYPE_FLOAT32;
+}
+
+static void store_as(eelsvae_dtype dtype, const float *v, size_t n, void *out)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (dtype) {
+        case EELSVAE_DTYPE_INT8: ((int8_t *)out)[i] = (int8_t)v[i]; break;
+        case EELSVAE_DTYPE_UINT8:
+        case EELSVAE_DTYPE_BOOL: ((uint8_t *)out)[i] = (uint8_t)v[i]; break;
+        case EELSVAE_DTYPE_INT16: ((int16_t *)out)[i] = (int16_t)v[i]; break;
+        case EELSVAE_DTYPE_UINT16: ((uint16_t *)out)[i] = (uint16_t)v[i]; break;
+        case EELSVAE_DTYPE_INT32: ((int32_t *)out)[i] = (int32_t)v[i]; break;
+        case EELSVAE_DTYPE_UINT32: ((uint32_t *)out)[i] = (uint32_t)v[i]; break;
+        case EELSVAE_DTYPE_INT64: ((int64_t *)out)[i] = (int64_t)v[i]; break;
+        case EELSVAE_DTYPE_UINT64: ((uint64_t *)out)[i] = (uint64_t)v[i]; break;
+        default: ((float *)out)[i] = v[i]; break;
+        }
+    }
+}
+
+static eelsvae_signal *load_npy_signal(const char *path, eelsvae_dtype *file_dtype)
+{
+    size_t ndim = 0, shape[EELSVAE_NPY_MAX_DIMS] = {0}, n = 1;
+    float *values = NULL;
+    cli_check_file(eelsvae_npy_read(path, &ndim, shape, file_dtype, &values), path);
+    if (ndim == 0) cli_fail("%s: a 0-D array is not a signal", path);
+    for (size_t d = 0; d < ndim; d++) n *= shape[d];
+    eelsvae_dtype dtype = exact_npy_dtype(*file_dtype, values, n);
+    void *data = values;
+    if (dtype != EELSVAE_DTYPE_FLOAT32) {
+        data = malloc(n * eelsvae_dtype_size(dtype));
+        if (!data) cli_fail("out of memory");
+        store_as(dtype, values, n, data);
+    }
+    eelsvae_signal *s = NULL;
+    cli_check_file(eelsvae_signal_create(dtype, ndim, shape, data, &s), path);
+    if (data != values) free(data);
+    eelsvae_free(values);
+    return s;
+}
+
+static const json *sidecar_member(const json *object, const char *key, json_type type, int required,
+                                  const char *sidecar, const char *where)
+{
+    static const char *const type_names[] = {"null", "true or false", "a number", "a string", "a list", "an object"};
+    const json *v = json_member(object, key);
+    if (!v && required) cli_fail("%s: %s has no \"%s\"", sidecar, where, key);
+    if (v && v->type != type) cli_fail("%s: %s: \"%s\" must be %s", sidecar, where, key, type_names[type]);
+    return v;
+}
+
+static void apply_sidecar_axes(eelsvae_signal *s, const json *root, const char *sidecar, const char *npy_path)
+{
+    size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS] = {0};
+    eelsvae_signal_shape(s, &ndim, shape, NULL);
+    const json *jshape = sidecar_member(root, "shape", JSON_ARRAY, 0, sidecar, "the top level");
+    int match = !jshape || jshape->count == ndim;
+    for (size_t d = 0; jshape && match && d < ndim; d++)
+        match = jshape->item[d].type == JSON_NUMBER && jshape->item[d].number == (double)shape[d];
+    if (!match) cli_fail("%s: its \"shape\" is not the shape of %s: a sidecar of another file?", sidecar, npy_path);
+    const json *axes = sidecar_member(root, "axes", JSON_ARRAY, 1, sidecar, "the top level");
+    if (axes->count != ndim)
+        cli_fail("%s: %zu axes for the %zu dimensions of %s", sidecar, axes->count, ndim, npy_path);
+    for (size_t d = 0; d < ndim; d++) {
+        char where[32];
+        snprintf(where, sizeof where, "axes[%zu]", d);
+        const json *a = &axes->item[d];
+        if (a->type != JSON_OBJECT) cli_fail("%s: %s must be an object", sidecar, where);
+        const json *size = sidecar_member(a, "size", JSON_NUMBER, 0, sidecar, where);
+        if (size && size->number != (double)shape[d])
+            cli_fail("%s: %s has size %g but dimension %zu of %s is %zu", sidecar, where, size->number, d, npy_path,
+                     shape[d]);
+        const json *offset = sidecar_member(a, "offset", JSON_NUMBER, 1, sidecar, where);
+        const json *scale = sidecar_member(a, "scale", JSON_NUMBER, 1, sidecar, where);
+        const json *name = sidecar_member(a, "name", JSON_STRING, 0, sidecar, where);
+        const json *units = sidecar_member(a, "units", JSON_STRING, 0, sidecar, where);
+        const json *navigate = sidecar_member(a, "navigate", JSON_BOOL, 0, sidecar, where);
+        eelsvae_status st = eelsvae_signal_set_axis(s, d, offset->number, scale->number, name ? name->string : "",
+                                                    units ? units->string : "",
+                                                    navigate ? navigate->boolean : d + 1 < ndim);
+        if (st != EELSVAE_OK) cli_fail("%s: %s: %s", sidecar, where, eelsvae_last_error());
+    }
+}
+
+static void apply_sidecar_metadata(eelsvae_signal *s, const json *root, const char *sidecar)
+{
+    const json *meta = sidecar_member(root, "metadata", JSON_OBJECT, 0, sidecar, "the top level");
+    for (size_t i = 0; meta && i < meta->count; i++) {
+        const json *v = &meta->item[i];
+        cli_text number = {0};
+        const char *value = v->string;
+        if (v->type == JSON_NULL) continue; /* a value not known */
+        if (v->type == JSON_NUMBER) {
+            cli_json_number(&number, v->number);
+            value = number.s;
+        } else if (v->type == JSON_BOOL) value = v->boolean ? "true" : "false";
+        else if (v->type != JSON_STRING)
+            cli_fail("%s: metadata \"%s\" must be a string, a number, true, false or null", sidecar, meta->keys[i]);
+        eelsvae_status st = eelsvae_signal_metadata_set(s, meta->keys[i], value);
+        cli_text_free(&number);
+        if (st != EELSVAE_OK) cli_fail("%s: metadata \"%s\": %s", sidecar, meta->keys[i], eelsvae_last_error());
+    }
+}
+
+/* Give a .npy signal the axes and metadata of its sidecar; 0 when it has none. */
+static int apply_sidecar(eelsvae_signal *s, const char *npy_path, const char **sidecar_path)
+{
+    const char *sidecar = cli_sidecar_path(npy_path);
+    if (access(sidecar, F_OK) != 0) return 0;
+    json root;
+    json_parse_file(sidecar, &root);
+    if (root.type != JSON_OBJECT) cli_fail("%s: a sidecar is a JSON object", sidecar);
+    apply_sidecar_axes(s, &root, sidecar, npy_path);
+    apply_sidecar_metadata(s, &root, sidecar);
+    json_free(&root);
+    *sidecar_path = sidecar;
+    return 1;
+}
+
+static int has_extension(const char *path, const char *ext)
+{
+    size_t n = strlen(path), m = strlen(ext);
+    if (n < m) return 0;
+    for (size_t i = 0; i < m; i++) {
+        char c = path[n - m + i];
+        if (c >= 'A' && c <= 'Z') c = (char)(c - 'A' + 'a');
+        if (c != ext[i]) return 0;
+    }
+    return 1;
+}
+
+eelsvae_signal *cli_load_signal(const char *path, size_t index, cli_source *source)
+{
+    static char calibration[4200];
+    cli_source src = {EELSVAE_FORMAT_UNKNOWN, 0, 1, EELSVAE_DTYPE_FLOAT32, "none"};
+    cli_check_file(eelsvae_format_detect(path, &src.format), path);
+    if (src.format == EELSVAE_FORMAT_UNKNOWN)
+        cli_fail("%s: not a .npy, .dm3, .dm4, .hspy or .rpl file (recognised by its contents, not its name)%s", path,
+                 has_extension(path, ".raw") ? "; for Ripple data, name the .rpl header beside it" : "");
+    eelsvae_signal *s = NULL;
+    if (src.format == EELSVAE_FORMAT_NPY) {
+        if (index != CLI_MAIN_SIGNAL && index != 0) cli_fail("%s: a .npy file holds one signal, not %zu", path, index + 1);
+        s = load_npy_signal(path, &src.file_dtype);
+        const char *sidecar = NULL;
+        if (apply_sidecar(s, path, &sidecar)) {
+            snprintf(calibration, sizeof calibration, "sidecar %s", sidecar);
+            src.calibration = calibration;
+        }
+    } else {
+        cli_check_file(eelsvae_file_signals(path, &src.count, &src.index), path);
+        if (index != CLI_MAIN_SIGNAL) {
+            if (index >= src.count) cli_fail("%s: no signal %zu: the file holds %zu (0 … %zu)", path, index, src.count,
+                                             src.count - 1);
+            src.index = index;
+        }
+        cli_check_file(eelsvae_signal_load_index(path, src.index, &s), path);
+        eelsvae_signal_shape(s, NULL, NULL, &src.file_dtype);
+        src.calibration = "the file";
+    }
+    if (source) *source = src;
+    return s;
+}
+
+void cli_save_signal(const eelsvae_signal *signal, const char *path, int sidecar)
+{
+    cli_check_file(eelsvae_signal_save(signal, path), path);
+    if (!sidecar || !has_extension(path, ".npy")) return;
+    cli_text t = {0};
+    cli_text_printf(&t, "{\n");
+    cli_signal_json_members(&t, signal, 2);
+    cli_text_printf(&t, "\n}\n");
+    cli_write_text(cli_sidecar_path(path), t.s);
+    cli_text_free(&t);
+}
+
+size_t cli_energy_axis(const eelsvae_signal *signal, const char *path)
+{
+    size_t ndim = 0, found = 0, signal_axes = 0;
+    eelsvae_signal_shape(signal, &ndim, NULL, NULL);
+    found = ndim - 1;
+    for (size_t d = 0; d < ndim; d++) {
+        int navigate = 1;
+        cli_check(eelsvae_signal_axis(signal, d, NULL, NULL, NULL, NULL, &navigate), path);
+        if (!navigate) {
+            found = d;
+            signal_axes++;
+        }
+    }
+    if (signal_axes > 1)
+        cli_fail("%s holds an image (%zu signal axes), not a spectrum image with one energy axis", path, signal_axes);
+    return found;
+}
+
+/* ---- cubes and masks ------------------------------------------------------------ */
+
 eelsvae_cube *cli_load_cube(const char *path, double energy_offset, double energy_scale)
 {
-    eelsvae_cube *cube = NULL;
-    cli_check(eelsvae_cube_load_npy(path, &cube), path);
-    /* A .npy file holds no calibration, and an uncalibrated axis (channel
-     * numbers) would silently put an eV window on the wrong channels. */
-    if (isnan(energy_offset) || isnan(energy_scale)) {
-        eelsvae_cube_free(cube);
-        cli_usage_error("%s has no energy calibration: pass --energy-offset EV and --energy-scale EV "
-                        "(eelsvae-synth prints them)", path);
+    cli_source src;
+    eelsvae_signal *s = cli_load_signal(path, CLI_MAIN_SIGNAL, &src);
+    size_t e = cli_energy_axis(s, path);
+    double offset = 0, scale = 1;
+    const char *file_units = "";
+    cli_check(eelsvae_signal_axis(s, e, &offset, &scale, NULL, &file_units, NULL), path);
+    char units[EELSVAE_UNITS_MAX];
+    snprintf(units, sizeof units, "%s", file_units);
+    /* An uncalibrated axis counts channels: an eV window on it would
+     * silently land on the wrong channels. */
+    int calibrated = !(offset == 0 && scale == 1 && units[0] == '\0');
+    int given = !isnan(energy_offset) + !isnan(energy_scale);
+    if (!calibrated && given < 2) {
+        eelsvae_signal_free(s);
+        cli_usage_error("%s has no energy calibration (%s): pass --energy-offset EV and --energy-scale EV "
+                        "(eelsvae-synth prints them), or write them in a sidecar %s (see --help)",
+                        path, src.format == EELSVAE_FORMAT_NPY ? ".npy holds none and there is no sidecar" : "its energy "
+                        "axis is channel numbers", cli_sidecar_path(path));
     }
-    cli_check(eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, energy_offset, energy_scale, "eV"), "energy calibration");
+    if (calibrated && !strcmp(units, "keV")) {
+        offset *= 1000;
+        scale *= 1000;
+        strcpy(units, "eV");
+    } else if (calibrated && units[0] && strcmp(units, "eV") && given < 2)
+        fprintf(stderr, "%s: warning: the energy axis of %s is in '%s', not eV; energy windows are read in '%s'\n",
+                prog, path, units, units);
+    if (!isnan(energy_offset)) offset = energy_offset;
+    if (!isnan(energy_scale)) scale = energy_scale;
+    if (given || units[0] == '\0') strcpy(units, "eV");
+    eelsvae_cube *cube = NULL;
+    cli_check_file(eelsvae_signal_to_cube(s, &cube), path);
+    eelsvae_signal_free(s);
+    cli_check(eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, offset, scale, units), "energy calibration");
+    size_t ny = 0, nx = 0, ne = 0;
+    eelsvae_cube_shape(cube, &ny, &nx, &ne);
+    fprintf(stderr, "%s: %s (%s): %zu × %zu × %zu, energy %g %s + %g %s per channel, calibration from %s%s\n", prog,
+            path, eelsvae_format_name(src.format), ny, nx, ne, offset, units, scale, units,
+            given == 2 ? "the command line" : src.calibration, given == 1 ? " and the command line" : "");
     return cube;
 }
 
 uint8_t *cli_load_mask(const char *path, size_t ny, size_t nx)
 {
-    size_t ndim = 0, shape[EELSVAE_NPY_MAX_DIMS];
-    float *data = NULL;
-    cli_check(eelsvae_npy_read(path, &ndim, shape, NULL, &data), path);
-    if (ndim != 2 || shape[0] != ny || shape[1] != nx) {
-        eelsvae_free(data);
-        cli_fail("%s: mask must be %zu × %zu to match the cube", path, ny, nx);
-    }
+    eelsvae_signal *s = cli_load_signal(path, CLI_MAIN_SIGNAL, NULL);
+    size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS] = {0};
+    eelsvae_dtype dtype = EELSVAE_DTYPE_FLOAT32;
+    eelsvae_signal_shape(s, &ndim, shape, &dtype);
+    if (ndim != 2 || shape[0] != ny || shape[1] != nx)
+        cli_fail("%s: a mask must be %zu × %zu (y × x) to match the cube; this is %zu-D, %zu × %zu…", path, ny, nx,
+                 ndim, shape[0], ndim > 1 ? shape[1] : 1);
+    if (dtype == EELSVAE_DTYPE_COMPLEX64 || dtype == EELSVAE_DTYPE_COMPLEX128 || dtype == EELSVAE_DTYPE_RGBA8)
+        cli_fail("%s: a mask holds numbers, not %s", path, eelsvae_dtype_name(dtype));
     uint8_t *mask = malloc(ny * nx);
     if (!mask) cli_fail("out of memory");
-    for (size_t i = 0; i < ny * nx; i++) mask[i] = data[i] != 0.0f;
-    eelsvae_free(data);
+    for (size_t i = 0; i < ny * nx; i++) mask[i] = cli_signal_value(s, i) != 0.0;
+    eelsvae_signal_free(s);
     return mask;
 }

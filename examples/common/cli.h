@@ -18,6 +18,8 @@ void cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noretur
 
 /* Exit with the library's status name and message when `st` is not OK. */
 void cli_check(eelsvae_status st, const char *what);
+/* The same for a call on a file: the message names `path` once. */
+void cli_check_file(eelsvae_status st, const char *path);
 
 /* The value after option argv[*i]; advances *i. */
 const char *cli_value(int argc, char **argv, int *i);
@@ -60,11 +62,75 @@ int cli_write_png(const char *path, const uint8_t *rgb, size_t w, size_t h);
  * pixel drawn `zoom` × `zoom`. Returns 0, or -1 when built without libpng. */
 int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, double lo, double hi, int zoom);
 
-/* Load a cube and give it the energy calibration from the command line;
- * both are required (a .npy file carries none): NAN means "not given". */
+/* ---- data files in any format ------------------------------------------
+ *
+ * Inputs are recognised by content: .npy, .dm3, .dm4, .hspy, .rpl. A .npy
+ * file holds no calibration; its axes and metadata may come from a sidecar
+ * FILE.json beside it (the full name plus ".json", e.g. si.npy.json), the
+ * JSON that eelsvae-convert writes and `eelsvae-info --json` prints:
+ *   {"shape": [ny, nx, ne], "dtype": "float32",
+ *    "axes": [{"name": "y", "size": ny, "offset": 0, "scale": 1, "units": "nm",
+ *              "navigate": true}, …],
+ *    "metadata": {"signal_type": "EELS", …}}
+ * Only "axes" (offset and scale of every axis, in the order of the shape) is
+ * required; "size" and "shape", when present, must match the .npy file. */
+
+/* Pass as `index` to read a file's main signal (DM files hold several). */
+#define CLI_MAIN_SIGNAL ((size_t)-1)
+
+/* The sidecar name of a .npy file: path + ".json" (static rotating buffer). */
+const char *cli_sidecar_path(const char *npy_path);
+
+/* What cli_load_signal() found out about a file. */
+typedef struct cli_source {
+    eelsvae_format format;
+    size_t index, count;      /* the signal read, of how many in the file */
+    eelsvae_dtype file_dtype; /* element type in the file (see below) */
+    const char *calibration;  /* "the file", "sidecar PATH" or "none" (static) */
+} cli_source;
+
+/* Read one signal of a file (CLI_MAIN_SIGNAL: the main one), exiting with a
+ * message naming the file on failure. A .npy file keeps its element type
+ * when float32 holds every value exactly (the library reads .npy as
+ * float32), else it is float32 and file_dtype says what the file held; it
+ * takes axes and metadata from its sidecar when there is one. `source` may
+ * be NULL. */
+eelsvae_signal *cli_load_signal(const char *path, size_t index, cli_source *source);
+
+/* Write a signal in the format of path's extension (.npy, .hspy, .hdf5,
+ * .rpl); with `sidecar`, a .npy file gets its FILE.json too. */
+void cli_save_signal(const eelsvae_signal *signal, const char *path, int sidecar);
+
+/* Append the members "shape", "dtype", "axes" and "metadata" of a signal's
+ * JSON description (no braces), indented by `indent` spaces. */
+void cli_signal_json_members(cli_text *t, const eelsvae_signal *signal, int indent);
+/* A JSON string literal (escaped; bytes that are not UTF-8 read as Latin-1). */
+void cli_json_string(cli_text *t, const char *s);
+/* A JSON number that reads back to the same double (null for NaN/Inf). */
+void cli_json_number(cli_text *t, double v);
+
+/* The signal (energy) axis of a signal: the one not flagged navigate, the
+ * last when all are; exits naming `path` when there are several. */
+size_t cli_energy_axis(const eelsvae_signal *signal, const char *path);
+
+/* Element i of a real-valued signal as a double (NaN for complex/RGB). */
+double cli_signal_value(const eelsvae_signal *signal, size_t i);
+
+/* Load the main signal of a file as a cube with its energy calibration.
+ * The calibration comes from the file (or a .npy file's sidecar);
+ * energy_offset / energy_scale (eV; NAN = not given) override it, and both
+ * are required when the file has none (a bare .npy). An axis in keV is
+ * converted to eV. Prints one line on stderr saying what was loaded. */
 eelsvae_cube *cli_load_cube(const char *path, double energy_offset, double energy_scale);
 
-/* Load an ny × nx uint8 mask (.npy of any integer or bool dtype). */
+/* The help lines shared by the programs that load a CUBE (ends in "\n"). */
+#define CLI_CUBE_FORMATS_HELP \
+    "CUBE is a spectrum image (y, x, E) in any format read here, recognised by\n" \
+    "content: .dm3, .dm4, .hspy, .rpl (+ .raw) with their calibration, or .npy,\n" \
+    "which holds none: give it --energy-offset/--energy-scale, or a sidecar\n" \
+    "CUBE.json (e.g. si.npy.json, as eelsvae-convert writes) with its axes.\n"
+
+/* Load an ny × nx mask (any format, any real element type; non-zero = 1). */
 uint8_t *cli_load_mask(const char *path, size_t ny, size_t nx);
 
 #endif

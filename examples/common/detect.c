@@ -3,15 +3,57 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
-static void save_maps(const char *out_dir, const cli_detection *d)
+static unsigned map_formats = CLI_MAP_NPY;
+
+void cli_set_map_formats(unsigned formats)
+{
+    map_formats = formats;
+}
+
+unsigned cli_parse_map_formats(const char *option, const char *text)
+{
+    static const char *const names[] = {"npy", "hspy", "rpl"};
+    unsigned formats = 0;
+    for (const char *p = text;;) {
+        size_t len = strcspn(p, ",");
+        unsigned bit = 0;
+        for (unsigned k = 0; k < 3; k++)
+            if (len == strlen(names[k]) && !strncmp(p, names[k], len)) bit = 1u << k;
+        if (!bit) cli_usage_error("%s: '%s' is not npy, hspy, rpl or a comma-separated list of them", option, text);
+        formats |= bit;
+        if (!p[len]) break;
+        p += len + 1;
+    }
+    return formats;
+}
+
+/* score.EXT and mask.EXT as calibrated 2-D signals (HyperSpy Signal2D). */
+static void save_calibrated_maps(const char *out_dir, const cli_detection *d, const eelsvae_cube *like,
+                                 const char *ext)
+{
+    char score[32], mask[32];
+    snprintf(score, sizeof score, "score.%s", ext);
+    snprintf(mask, sizeof mask, "mask.%s", ext);
+    const char *score_path = cli_join(out_dir, score), *mask_path = cli_join(out_dir, mask);
+    cli_check_file(eelsvae_map_save(d->score, EELSVAE_DTYPE_FLOAT32, like, "PCC score", score_path), score_path);
+    cli_check_file(eelsvae_map_save(d->mask, EELSVAE_DTYPE_UINT8, like, "anomaly mask", mask_path), mask_path);
+}
+
+static void save_maps(const char *out_dir, const cli_detection *d, const eelsvae_cube *like)
 {
     size_t shape[2] = {d->ny, d->nx}, n = d->ny * d->nx;
-    cli_check(eelsvae_npy_write(cli_join(out_dir, "score.npy"), EELSVAE_DTYPE_FLOAT32, d->score, 2, shape),
-              "score.npy");
-    cli_check(eelsvae_npy_write(cli_join(out_dir, "mask.npy"), EELSVAE_DTYPE_UINT8, d->mask, 2, shape), "mask.npy");
+    if (map_formats & CLI_MAP_NPY) {
+        cli_check(eelsvae_npy_write(cli_join(out_dir, "score.npy"), EELSVAE_DTYPE_FLOAT32, d->score, 2, shape),
+                  "score.npy");
+        cli_check(eelsvae_npy_write(cli_join(out_dir, "mask.npy"), EELSVAE_DTYPE_UINT8, d->mask, 2, shape),
+                  "mask.npy");
+    }
+    if (map_formats & CLI_MAP_HSPY) save_calibrated_maps(out_dir, d, like, "hspy");
+    if (map_formats & CLI_MAP_RPL) save_calibrated_maps(out_dir, d, like, "rpl");
     /* PCC maps crowd near 1: stretch the colours over the values present. */
     float lo = d->score[0], hi = d->score[0];
     for (size_t i = 1; i < n; i++) {
@@ -54,7 +96,7 @@ cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const e
     size_t degenerate = 0;
     cli_detection d = cli_score(input, recon, win_lo, win_hi, bins, &degenerate);
     if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
-    save_maps(out_dir, &d);
+    save_maps(out_dir, &d, input);
     printf("threshold %.6f\nflagged %zu of %zu pixels\n", d.threshold, d.flagged, d.ny * d.nx);
     return d;
 }

@@ -27,8 +27,18 @@ cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, do
  * PR-AUC of its scores (NaN when the truth has only one class). */
 void cli_measure(const cli_detection *d, const uint8_t *truth, eelsvae_metrics *m, double *roc_auc, double *pr_auc);
 
+/* The formats cli_detect() writes the score map and the mask in: a set of
+ * CLI_MAP_* bits, CLI_MAP_NPY alone unless cli_set_map_formats() says
+ * otherwise. The .hspy and .rpl maps carry the input cube's spatial axes. */
+enum { CLI_MAP_NPY = 1, CLI_MAP_HSPY = 2, CLI_MAP_RPL = 4 };
+void cli_set_map_formats(unsigned formats);
+/* "npy", "hspy", "rpl" or a comma-separated list of them → CLI_MAP_* bits;
+ * anything else is a usage error naming `option`. */
+unsigned cli_parse_map_formats(const char *option, const char *text);
+
 /* Score input against recon by PCC over [win_lo, win_hi], threshold, and
- * write DIR/score.npy, DIR/mask.npy and DIR/heatmap.png. */
+ * write DIR/score.EXT, DIR/mask.EXT (EXT as cli_set_map_formats() chose,
+ * npy by default) and DIR/heatmap.png. */
 cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
                          double win_hi, size_t bins);
 

@@ -36,6 +36,11 @@ eelsvae_status evae_cube_alloc_like(const eelsvae_cube *like, size_t ny, size_t 
 /* Check two cubes have the same shape; the message names `what`. */
 eelsvae_status evae_cube_same_shape(const eelsvae_cube *a, const eelsvae_cube *b, const char *what);
 
+/* A .npy file's elements in its own type (float16 widened to float32),
+ * native byte order, C order; free with evae_free. */
+eelsvae_status evae_npy_read_native(const char *path, size_t *ndim, size_t shape[EELSVAE_NPY_MAX_DIMS],
+                                    eelsvae_dtype *dtype, void **data);
+
 /* Tiles of side `tile` at step `stride` (≥ 1) along an axis of n ≥ tile
  * pixels: origins 0, s, 2s, … up to n − tile, plus n − tile itself when the
  * steps miss it, so that every pixel is covered. */

@@ -815,6 +815,58 @@ eelsvae_status eelsvae_npy_read(const char *path, size_t *ndim, size_t shape[EEL
     return EELSVAE_OK;
 }
 
+/* The elements in the file's own type, native byte order, C order. */
+static eelsvae_status npy_read_native_data(FILE *fp, const npy_header *h, const char *path, void **data)
+{
+    uint8_t *raw = NULL, *out = NULL;
+    EVAE_TRY(evae_alloc_array(h->count, h->itemsize, (void **)&raw, path));
+    eelsvae_status st = read_exact(fp, raw, h->data_bytes, path, h->data_start);
+    if (st == EELSVAE_OK && h->swap) swap_elements(raw, h->count, h->itemsize);
+    if (st != EELSVAE_OK || !h->fortran) {
+        if (st != EELSVAE_OK) evae_free(raw);
+        else *data = raw;
+        return st;
+    }
+    st = evae_alloc_array(h->count, h->itemsize, (void **)&out, path);
+    if (st == EELSVAE_OK) {
+        fortran_walk w;
+        fortran_walk_init(&w, h);
+        for (size_t i = 0; i < h->count; i++) {
+            memcpy(out + w.dest * h->itemsize, raw + i * h->itemsize, h->itemsize);
+            for (size_t d = 0; d < w.ndim; d++) {
+                w.dest += w.c_stride[d];
+                if (++w.index[d] < w.dims[d]) break;
+                w.dest -= w.dims[d] * w.c_stride[d];
+                w.index[d] = 0;
+            }
+        }
+        *data = out;
+    }
+    evae_free(raw);
+    return st;
+}
+
+eelsvae_status evae_npy_read_native(const char *path, size_t *ndim, size_t shape[EELSVAE_NPY_MAX_DIMS],
+                                    eelsvae_dtype *dtype, void **data)
+{
+    FILE *fp = NULL;
+    npy_header h;
+    EVAE_TRY(npy_open(path, &fp, &h));
+    void *out = NULL;
+    eelsvae_status st = EELSVAE_OK;
+    if (h.dtype == EELSVAE_DTYPE_FLOAT16) /* no half-precision signals: widened, as eelsvae_npy_read() does */
+        st = npy_read_data(fp, &h, path, (float **)&out);
+    else
+        st = npy_read_native_data(fp, &h, path, &out);
+    fclose(fp);
+    if (st != EELSVAE_OK) return st;
+    *ndim = h.ndim;
+    memcpy(shape, h.shape, h.ndim * sizeof shape[0]);
+    *dtype = h.dtype == EELSVAE_DTYPE_FLOAT16 ? EELSVAE_DTYPE_FLOAT32 : h.dtype;
+    *data = out;
+    return EELSVAE_OK;
+}
+
 /* ---- writing ------------------------------------------------------------ */
 
 /* The header exactly as numpy.lib.format writes it: the dict with sorted

@@ -369,11 +369,12 @@ eelsvae_status eelsvae_file_signals(const char *path, size_t *count, size_t *mai
 static eelsvae_status read_npy_signal(const char *path, eelsvae_signal **out)
 {
     size_t ndim = 0, shape[EELSVAE_NPY_MAX_DIMS] = {0};
-    float *data = NULL;
-    EVAE_TRY(eelsvae_npy_read(path, &ndim, shape, NULL, &data));
+    eelsvae_dtype dtype = EELSVAE_DTYPE_FLOAT32;
+    void *data = NULL;
+    EVAE_TRY(evae_npy_read_native(path, &ndim, shape, &dtype, &data));
     eelsvae_status st = ndim == 0 ? evae_fail(EELSVAE_ERR_DIMENSION, "%s: a 0-D array is not a signal", path)
-                                  : eelsvae_signal_create(EELSVAE_DTYPE_FLOAT32, ndim, shape, data, out);
-    eelsvae_free(data);
+                                  : eelsvae_signal_create(dtype, ndim, shape, data, out);
+    evae_free(data);
     return st;
 }
 
