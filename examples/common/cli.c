@@ -638,69 +638,6 @@ double cli_signal_value(const eelsvae_signal *signal, size_t i)
     return NAN;
 }
 
-/* The element type a .npy file's values (read as float32) go back to
- * without loss: the file's own when float32 held every value exactly. */
-static eelsvae_dtype exact_npy_dtype(eelsvae_dtype file_dtype, const float *v, size_t n)
-{
-    switch (file_dtype) {
-    case EELSVAE_DTYPE_INT8:
-    case EELSVAE_DTYPE_UINT8:
-    case EELSVAE_DTYPE_INT16:
-    case EELSVAE_DTYPE_UINT16:
-    case EELSVAE_DTYPE_BOOL: return file_dtype; /* float32 holds every such value */
-    case EELSVAE_DTYPE_INT32:
-    case EELSVAE_DTYPE_UINT32:
-    case EELSVAE_DTYPE_INT64:
-    case EELSVAE_DTYPE_UINT64:
-        /* Every integer below 2^24 in magnitude is a float32, and a larger
-         * one never rounds below 2^24: then the values read are the file's. */
-        for (size_t i = 0; i < n; i++)
-            if (!(fabsf(v[i]) < 16777216.0f)) return EELSVAE_DTYPE_FLOAT32;
-        return file_dtype;
-    default: break;
-    }
-    return EELSVAE_DTYPE_FLOAT32;
-}
-
-static void store_as(eelsvae_dtype dtype, const float *v, size_t n, void *out)
-{
-    for (size_t i = 0; i < n; i++) {
-        switch (dtype) {
-        case EELSVAE_DTYPE_INT8: ((int8_t *)out)[i] = (int8_t)v[i]; break;
-        case EELSVAE_DTYPE_UINT8:
-        case EELSVAE_DTYPE_BOOL: ((uint8_t *)out)[i] = (uint8_t)v[i]; break;
-        case EELSVAE_DTYPE_INT16: ((int16_t *)out)[i] = (int16_t)v[i]; break;
-        case EELSVAE_DTYPE_UINT16: ((uint16_t *)out)[i] = (uint16_t)v[i]; break;
-        case EELSVAE_DTYPE_INT32: ((int32_t *)out)[i] = (int32_t)v[i]; break;
-        case EELSVAE_DTYPE_UINT32: ((uint32_t *)out)[i] = (uint32_t)v[i]; break;
-        case EELSVAE_DTYPE_INT64: ((int64_t *)out)[i] = (int64_t)v[i]; break;
-        case EELSVAE_DTYPE_UINT64: ((uint64_t *)out)[i] = (uint64_t)v[i]; break;
-        default: ((float *)out)[i] = v[i]; break;
-        }
-    }
-}
-
-static eelsvae_signal *load_npy_signal(const char *path, eelsvae_dtype *file_dtype)
-{
-    size_t ndim = 0, shape[EELSVAE_NPY_MAX_DIMS] = {0}, n = 1;
-    float *values = NULL;
-    cli_check_file(eelsvae_npy_read(path, &ndim, shape, file_dtype, &values), path);
-    if (ndim == 0) cli_fail("%s: a 0-D array is not a signal", path);
-    for (size_t d = 0; d < ndim; d++) n *= shape[d];
-    eelsvae_dtype dtype = exact_npy_dtype(*file_dtype, values, n);
-    void *data = values;
-    if (dtype != EELSVAE_DTYPE_FLOAT32) {
-        data = malloc(n * eelsvae_dtype_size(dtype));
-        if (!data) cli_fail("out of memory");
-        store_as(dtype, values, n, data);
-    }
-    eelsvae_signal *s = NULL;
-    cli_check_file(eelsvae_signal_create(dtype, ndim, shape, data, &s), path);
-    if (data != values) free(data);
-    eelsvae_free(values);
-    return s;
-}
-
 static const json *sidecar_member(const json *object, const char *key, json_type type, int required,
                                   const char *sidecar, const char *where)
 {
@@ -802,7 +739,8 @@ eelsvae_signal *cli_load_signal(const char *path, size_t index, cli_source *sour
     eelsvae_signal *s = NULL;
     if (src.format == EELSVAE_FORMAT_NPY) {
         if (index != CLI_MAIN_SIGNAL && index != 0) cli_fail("%s: a .npy file holds one signal, not %zu", path, index + 1);
-        s = load_npy_signal(path, &src.file_dtype);
+        cli_check_file(eelsvae_signal_load(path, &s), path);
+        eelsvae_signal_shape(s, NULL, NULL, &src.file_dtype);
         const char *sidecar = NULL;
         if (apply_sidecar(s, path, &sidecar)) {
             snprintf(calibration, sizeof calibration, "sidecar %s", sidecar);
