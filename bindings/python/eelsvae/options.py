@@ -1,0 +1,228 @@
+"""Pythonic option objects over the C option structs.
+
+Each class holds the mirrored ctypes struct, filled by the library's own
+``*_options_init`` (so the defaults are the library's, not copies of them),
+and exposes its fields as attributes.  Keyword arguments override fields;
+an unknown name is a ``TypeError``, as for any Python call::
+
+    opt = PreprocessOptions(preset="paper", mean_filter=5)
+    opt.sigma = (0.5, 0.5, 0.0)
+    opt2 = opt.replace(median_filter=3)      # a modified copy
+"""
+import collections
+import ctypes
+
+from . import _lib
+from .enums import LossKind, Preset, ScoreKind
+from ._lib import lib
+
+__all__ = ["PreprocessOptions", "SynthOptions", "PcaOptions", "ScorerOptions", "ModelOptions",
+           "TrainOptions", "ConvLayer"]
+
+
+class Options:
+    """Base class: a C options struct with attribute access to its fields."""
+    _struct = None      # the ctypes mirror
+    _enums = {}         # field name -> IntEnum class
+    _hidden = ("struct_size",)
+    _has_preset = False
+    _extra = ()         # Python-only attributes (not in the struct)
+
+    def __init__(self, *args, preset=None, **fields):
+        if args:
+            raise TypeError("%s takes keyword arguments only" % type(self).__name__)
+        object.__setattr__(self, "_c", self._struct())
+        if self._has_preset:
+            self._fill(Preset.coerce("paper" if preset is None else preset))
+        elif preset is not None:
+            raise TypeError("%s has no presets" % type(self).__name__)
+        else:
+            self._fill(None)
+        for name in self._extra:
+            object.__setattr__(self, name, None)
+        self.update(**fields)
+
+    def _fill(self, preset):  # pragma: no cover - every subclass overrides it
+        raise NotImplementedError
+
+    @classmethod
+    def field_names(cls):
+        """Names settable on this object, in the struct's order."""
+        names = [n for n, _ in cls._struct._fields_ if n not in cls._hidden]
+        return tuple(names) + tuple(cls._extra)
+
+    def update(self, **fields):
+        """Set several fields at once; an unknown name is a TypeError."""
+        known = self.field_names()
+        for name, value in fields.items():
+            if name not in known:
+                raise TypeError("%s has no field %r; fields are %s" % (type(self).__name__, name, ", ".join(known)))
+            setattr(self, name, value)
+        return self
+
+    def replace(self, **fields):
+        """A copy with some fields changed."""
+        other = self.copy()
+        other.update(**fields)
+        return other
+
+    def copy(self):
+        other = object.__new__(type(self))
+        object.__setattr__(other, "_c", self._struct.from_buffer_copy(self._c))
+        for name in self._extra:
+            object.__setattr__(other, name, getattr(self, name))
+        return other
+
+    def to_dict(self):
+        return {name: getattr(self, name) for name in self.field_names()}
+
+    def __getattr__(self, name):
+        # Only reached for names that are not ordinary attributes.
+        if name.startswith("_") or name not in self.field_names():
+            raise AttributeError("%s has no field %r" % (type(self).__name__, name))
+        value = getattr(self._c, name)
+        if isinstance(value, ctypes.Array):
+            return tuple(value)
+        if name in self._enums:
+            return self._enums[name](value)
+        return value
+
+    def __setattr__(self, name, value):
+        if name in self._extra or isinstance(getattr(type(self), name, None), property):
+            object.__setattr__(self, name, value)
+            return
+        if name not in self.field_names():
+            raise AttributeError("%s has no field %r" % (type(self).__name__, name))
+        if name in self._enums:
+            value = int(self._enums[name].coerce(value))
+        current = getattr(self._c, name)
+        if isinstance(current, ctypes.Array):
+            values = tuple(value)
+            if len(values) != len(current):
+                raise ValueError("%s.%s takes %d values, not %d" % (type(self).__name__, name, len(current),
+                                                                     len(values)))
+            value = type(current)(*values)
+        elif isinstance(value, bool):
+            value = int(value)
+        try:
+            setattr(self._c, name, value)
+        except TypeError as exc:
+            raise TypeError("%s.%s: %s" % (type(self).__name__, name, exc)) from None
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __repr__(self):
+        body = ", ".join("%s=%r" % item for item in self.to_dict().items())
+        return "%s(%s)" % (type(self).__name__, body)
+
+    @property
+    def struct(self):
+        """The underlying ctypes struct (struct_size set by the library's init)."""
+        return self._c
+
+
+class PreprocessOptions(Options):
+    """``eelsvae_preprocess_options``: blur, robust scaling, spatial filters (presets 'paper', 'fast')."""
+    _struct = _lib.PreprocessOptions
+    _has_preset = True
+
+    def _fill(self, preset):
+        lib.eelsvae_preprocess_options_init(ctypes.byref(self._c), int(preset))
+
+
+class SynthOptions(Options):
+    """``eelsvae_synth_options``: the synthetic BiFeO3-like SI."""
+    _struct = _lib.SynthOptions
+
+    def _fill(self, preset):
+        lib.eelsvae_synth_options_init(ctypes.byref(self._c))
+
+
+class PcaOptions(Options):
+    """``eelsvae_pca_options``."""
+    _struct = _lib.PcaOptions
+
+    def _fill(self, preset):
+        lib.eelsvae_pca_options_init(ctypes.byref(self._c))
+
+
+class ScorerOptions(Options):
+    """``eelsvae_scorer_options``: kind (a :class:`ScoreKind` or its name) and energy window."""
+    _struct = _lib.ScorerOptions
+    _enums = {"kind": ScoreKind}
+
+    def _fill(self, preset):
+        lib.eelsvae_scorer_options_init(ctypes.byref(self._c))
+
+
+#: One encoder convolution: output channels and (y, x, E) kernel, stride, padding.
+ConvLayer = collections.namedtuple("ConvLayer", "channels kernel stride padding")
+
+
+class ModelOptions(Options):
+    """``eelsvae_model_options``: the VAE architecture (presets 'paper', 'fast').
+
+    The convolutions are the ``layers`` attribute: a tuple of :class:`ConvLayer`;
+    assigning a list of ConvLayer (or of 4-tuples) sets ``conv_layers`` too.
+    """
+    _struct = _lib.ModelOptions
+    _enums = {"loss": LossKind}
+    _hidden = ("struct_size", "conv", "conv_layers")
+    _has_preset = True
+
+    def _fill(self, preset):
+        lib.eelsvae_model_options_init(ctypes.byref(self._c), int(preset))
+
+    @classmethod
+    def field_names(cls):
+        return Options.field_names.__func__(cls) + ("layers",)
+
+    @classmethod
+    def _from_struct(cls, struct):
+        other = object.__new__(cls)
+        object.__setattr__(other, "_c", struct)
+        return other
+
+    def __getattr__(self, name):
+        if name == "layers":
+            c = self._c
+            n = min(c.conv_layers, _lib.MAX_CONV_LAYERS)
+            return tuple(ConvLayer(s.channels, tuple(s.kernel), tuple(s.stride), tuple(s.padding))
+                         for s in c.conv[:n])
+        return Options.__getattr__(self, name)
+
+    def __setattr__(self, name, value):
+        if name != "layers":
+            Options.__setattr__(self, name, value)
+            return
+        layers = [ConvLayer(*layer) if not isinstance(layer, dict) else ConvLayer(**layer) for layer in value]
+        if not 1 <= len(layers) <= _lib.MAX_CONV_LAYERS:
+            raise ValueError("a model has 1 … %d conv layers, not %d" % (_lib.MAX_CONV_LAYERS, len(layers)))
+        ctypes.memset(ctypes.addressof(self._c.conv), 0, ctypes.sizeof(self._c.conv))
+        for spec, layer in zip(self._c.conv, layers):
+            spec.channels = layer.channels
+            for field in ("kernel", "stride", "padding"):
+                triple = tuple(getattr(layer, field))
+                if len(triple) != 3:
+                    raise ValueError("ConvLayer.%s takes 3 values (y, x, E), not %r" % (field, triple))
+                setattr(spec, field, (ctypes.c_size_t * 3)(*triple))
+        self._c.conv_layers = len(layers)
+
+
+class TrainOptions(Options):
+    """``eelsvae_train_options`` (presets 'paper', 'fast').
+
+    ``preprocess`` (a :class:`PreprocessOptions`, None = the paper's chain) and
+    ``checkpoint_path`` are Python attributes; the progress callback is an
+    argument of :meth:`eelsvae.Model.train`.
+    """
+    _struct = _lib.TrainOptions
+    _hidden = ("struct_size", "preprocess", "checkpoint_path", "progress", "progress_user")
+    _extra = ("preprocess", "checkpoint_path")
+    _has_preset = True
+
+    def _fill(self, preset):
+        lib.eelsvae_train_options_init(ctypes.byref(self._c), int(preset))

@@ -1,0 +1,153 @@
+"""Scores, Otsu, masks, metrics and AUCs against NumPy (and scikit-image/-learn when installed)."""
+import numpy as np
+import pytest
+
+import eelsvae
+from eelsvae import Direction, EelsvaeError, ScoreKind, Status
+
+
+def _pair(rng, ny=6, nx=7, ne=60, e0=680.0):
+    a = rng.uniform(1.0, 2.0, (ny, nx, ne)).astype(np.float32)
+    b = (a + rng.normal(0.0, 0.2, a.shape)).astype(np.float32)
+    calib = (e0, 1.0, "eV")
+    return eelsvae.Cube.from_numpy(a, energy=calib), eelsvae.Cube.from_numpy(b, energy=calib), a, b
+
+
+def _window(e0, ne, lo, hi):
+    energies = e0 + np.arange(ne)
+    return (energies >= lo - 1e-9) & (energies <= hi + 1e-9)
+
+
+def test_pcc_map_matches_numpy_corrcoef(rng):
+    orig, rec, a, b = _pair(rng)
+    scorer = eelsvae.Scorer()                                   # the paper's: PCC over 690–730 eV
+    assert scorer.kind == ScoreKind.PCC and scorer.window == (690.0, 730.0)
+    assert scorer.direction == Direction.BELOW
+    scores, degenerate = scorer.score(orig, rec, return_degenerate=True)
+    assert scores.shape == (6, 7) and scores.dtype == np.float32 and degenerate == 0
+    w = _window(680.0, 60, 690.0, 730.0)
+    want = np.array([[np.corrcoef(a[y, x, w].astype(np.float64), b[y, x, w].astype(np.float64))[0, 1]
+                      for x in range(7)] for y in range(6)])
+    np.testing.assert_allclose(scores, want, rtol=0, atol=1e-5)
+
+
+def test_mse_and_spectral_angle_match_numpy(rng):
+    orig, rec, a, b = _pair(rng)
+    w = _window(680.0, 60, 700.0, 720.0)
+    A, B = a[..., w].astype(np.float64), b[..., w].astype(np.float64)
+    mse = eelsvae.Scorer("mse", (700.0, 720.0))
+    assert mse.direction == Direction.ABOVE
+    np.testing.assert_allclose(mse.score(orig, rec), ((A - B) ** 2).mean(axis=2), rtol=1e-5, atol=1e-7)
+    angle = eelsvae.Scorer(ScoreKind.SPECTRAL_ANGLE, (700.0, 720.0))
+    cos = (A * B).sum(axis=2) / np.sqrt((A * A).sum(axis=2) * (B * B).sum(axis=2))
+    np.testing.assert_allclose(angle.score(orig, rec), np.arccos(np.clip(cos, -1, 1)), rtol=0, atol=2e-4)
+
+
+def test_score_shape_mismatch_is_dimension(rng):
+    orig, _, _, _ = _pair(rng)
+    small = orig.crop(0, 0, 2, 2)
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.Scorer().score(orig, small)
+    assert info.value.status == Status.DIMENSION and info.value.message
+
+
+def _numpy_otsu(values, nbins=256):
+    """scikit-image's threshold_otsu, in NumPy: float32 edges and centres as np.histogram makes them."""
+    values = np.asarray(values, np.float32).ravel()
+    hist, edges = np.histogram(values, bins=nbins, range=(values.min(), values.max()))
+    centres = (edges[:-1] + edges[1:]) / 2
+    hist = hist.astype(np.float64)
+    w1 = np.cumsum(hist)
+    w2 = np.cumsum(hist[::-1])[::-1]
+    m1 = np.cumsum(hist * centres) / w1
+    m2 = (np.cumsum((hist * centres)[::-1]) / w2[::-1])[::-1]
+    between = w1[:-1] * w2[1:] * (m1[:-1] - m2[1:]) ** 2
+    return centres[np.argmax(between)]
+
+
+def test_otsu_matches_numpy_and_skimage(rng):
+    scores = np.concatenate([rng.normal(0.9, 0.03, 900), rng.normal(0.5, 0.08, 100)]).astype(np.float32)
+    t = eelsvae.otsu_threshold(scores.reshape(25, 40))
+    assert np.float32(t) == _numpy_otsu(scores)
+    assert 0.55 < t < 0.85
+    try:
+        from skimage.filters import threshold_otsu
+    except ImportError:
+        return
+    assert np.float32(t) == np.float32(threshold_otsu(scores, nbins=256))
+    assert np.float32(eelsvae.otsu_threshold(scores, bins=64)) == np.float32(threshold_otsu(scores, nbins=64))
+
+
+def test_threshold_mask_both_directions(rng):
+    scores = rng.random((5, 8)).astype(np.float32)
+    scores[0, 0] = np.nan
+    below = eelsvae.threshold_mask(scores, 0.3, "below")
+    above = eelsvae.threshold_mask(scores, 0.3, Direction.ABOVE)
+    assert below.dtype == np.bool_ and below.shape == (5, 8)
+    with np.errstate(invalid="ignore"):
+        np.testing.assert_array_equal(below, scores <= np.float32(0.3))
+        np.testing.assert_array_equal(above, scores > np.float32(0.3))
+    assert not below[0, 0] and not above[0, 0]
+
+
+def test_metrics_match_numpy_counts(rng):
+    truth = rng.random((20, 20)) < 0.2
+    pred = truth ^ (rng.random((20, 20)) < 0.1)
+    m = eelsvae.metrics(pred, truth)
+    tp = int(np.sum(pred & truth))
+    fp = int(np.sum(pred & ~truth))
+    fn = int(np.sum(~pred & truth))
+    tn = int(np.sum(~pred & ~truth))
+    assert (m.true_positive, m.false_positive, m.false_negative, m.true_negative) == (tp, fp, fn, tn)
+    p, r = tp / (tp + fp), tp / (tp + fn)
+    assert m.precision == pytest.approx(p, rel=1e-12)
+    assert m.recall == pytest.approx(r, rel=1e-12)
+    assert m.f1 == pytest.approx(2 * p * r / (p + r), rel=1e-12)
+    assert m.iou == pytest.approx(tp / (tp + fp + fn), rel=1e-12)
+    empty = eelsvae.metrics(np.zeros(9, np.uint8), np.zeros(9, np.uint8))
+    assert (empty.precision, empty.recall, empty.f1, empty.iou) == (1.0, 1.0, 1.0, 1.0)
+
+
+def test_roc_and_pr_auc_match_sklearn(rng):
+    sk = pytest.importorskip("sklearn.metrics")
+    truth = rng.random(500) < 0.15
+    scores = (rng.normal(0.0, 1.0, 500) - 1.2 * truth).astype(np.float32)   # anomalies lean low
+    scores[:40] = np.round(scores[:40], 1)                                  # some ties
+    auc = eelsvae.roc_auc(scores, truth, "below")
+    assert auc == pytest.approx(sk.roc_auc_score(truth, -scores.astype(np.float64)), abs=1e-12)
+    assert eelsvae.roc_auc(scores, truth, "above") == pytest.approx(1.0 - auc, abs=1e-12)
+    ap = eelsvae.pr_auc(scores, truth, "below")
+    assert ap == pytest.approx(sk.average_precision_score(truth, -scores.astype(np.float64)), abs=1e-9)
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.roc_auc(scores, np.zeros(500, bool), "below")
+    assert info.value.status == Status.INVALID_ARGUMENT
+
+
+def test_score_histogram_matches_numpy(rng):
+    scores = rng.uniform(-0.2, 1.2, 400).astype(np.float32)
+    truth = rng.random(400) < 0.3
+    normal, anomalous = eelsvae.score_histogram(scores, truth, 0.0, 1.0, 10)
+    idx = np.clip(np.floor((scores.astype(np.float64) - 0.0) / 1.0 * 10), 0, 9).astype(int)
+    np.testing.assert_array_equal(normal, np.bincount(idx[~truth], minlength=10))
+    np.testing.assert_array_equal(anomalous, np.bincount(idx[truth], minlength=10))
+    assert normal.dtype == np.uint64 and normal.sum() + anomalous.sum() == 400
+
+
+def test_detect_with_pca_finds_injected_anomalies():
+    cube = eelsvae.synthesize(ny=32, nx=32, energy_start=686.0, energy_end=740.0, dispersion=0.5,
+                              o_edge=690.0, dose=3000.0, seed=4)
+    truth, _ = eelsvae.disk_mask(32, 32, 4, 3.0, min_separation=9.0, seed=2)
+    cube.inject_shift(truth, 700.0, 730.0, 2.0)
+    pca = eelsvae.PCA.fit(cube, 1)      # more components start to model the shifted disks too
+    scorer = eelsvae.Scorer("pcc", (700.0, 725.0))
+    result = eelsvae.detect(cube, pca.reconstruct(cube), scorer)
+    # the result is exactly the composition of its parts
+    scores = scorer.score(cube, result.reconstruction)
+    np.testing.assert_array_equal(result.scores, scores)
+    assert result.threshold == eelsvae.otsu_threshold(scores)
+    np.testing.assert_array_equal(result.mask, eelsvae.threshold_mask(scores, result.threshold, "below"))
+    assert result.direction == Direction.BELOW
+    # and a 2 eV shift of the Fe L edge in 4 disks is found by the rank-1 PCA baseline
+    assert result.roc_auc(truth) > 0.95
+    m = result.metrics(truth)
+    assert m.recall > 0.8 and m.precision > 0.8

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The docs' main page shows examples/eelsvae-quickstart.c; this runs it, so
+# the walkthrough cannot rot: on a small cube from eelsvae-synth it must
+# write a (y, x) float32 PCC map, and agree with eelsvae-pca, which runs the
+# same pipeline (paper preprocessing, 4 components, PCC over 690–730 eV,
+# Otsu with 256 bins): the same score map (to 1e-6) and the same number of
+# anomalous pixels. With NumPy (/usr/bin/python3) it also checks that the
+# count it prints is that of the scores at or below the printed threshold,
+# and that the scores rank the injected disks low (ROC-AUC against the truth
+# above 0.75; chance is 0.5).
+# usage: quickstart_test.sh BUILD_EXAMPLES_DIR
+set -euo pipefail
+bin=$1
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/eelsvae-quickstart.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+fail() { echo "FAIL: $*" >&2; exit 1; }
+qs=$bin/eelsvae-quickstart
+
+"$qs" --help | grep "^Usage: eelsvae-quickstart " >/dev/null || fail "--help"
+set +e; "$qs" >/dev/null 2>"$tmp/err"; rc=$?; set -e
+[[ $rc -eq 2 ]] && grep -q "^Usage:" "$tmp/err" || fail "no arguments: rc $rc, expected 2 and the usage"
+set +e; "$qs" "$tmp/no-such.npy" "$tmp/s.npy" 2>"$tmp/err"; rc=$?; set -e
+[[ $rc -eq 1 ]] && grep -q "EELSVAE_ERR_IO: .*no-such.npy" "$tmp/err" ||
+  fail "a missing file: rc $rc, $(cat "$tmp/err") (expected 1 and EELSVAE_ERR_IO naming the file)"
+
+"$bin/eelsvae-synth" --out "$tmp/si" --size 48 --shifts 5.4 --disks 2 --radius 5 >/dev/null 2>&1 ||
+  fail "eelsvae-synth"
+"$qs" "$tmp/si/shift_5.4.npy" "$tmp/score.npy" 420 0.3 >"$tmp/out" 2>"$tmp/err" ||
+  fail "eelsvae-quickstart: $(cat "$tmp/err")"
+threshold=$(awk '/^threshold / {print $2}' "$tmp/out")
+anomalous=$(awk '/^anomalous / {print $2}' "$tmp/out")
+grep -q "^anomalous [0-9]* of 2304 pixels$" "$tmp/out" || fail "unexpected output: $(cat "$tmp/out")"
+"$bin/eelsvae-info" "$tmp/score.npy" >"$tmp/info" || fail "eelsvae-info on the score map"
+grep -q "(48, 48)" "$tmp/info" && grep -q "float32" "$tmp/info" || fail "the score map is not 48 × 48 float32: $(cat "$tmp/info")"
+
+"$bin/eelsvae-pca" "$tmp/si/shift_5.4.npy" --components 4 --window 690:730 --bins 256 --out "$tmp/pca" \
+  --energy-offset 420 --energy-scale 0.3 >/dev/null 2>"$tmp/err" || fail "eelsvae-pca: $(cat "$tmp/err")"
+
+py=${EELSVAE_PYTHON:-/usr/bin/python3}
+if [[ -x "$py" ]] && "$py" -c 'import numpy' 2>/dev/null; then
+  "$py" - "$tmp" "$threshold" "$anomalous" <<'EOF' || fail "the quickstart's results (see above)"
+import sys
+import numpy as np
+tmp, threshold, anomalous = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+score = np.load(tmp + "/score.npy")
+pca_score = np.load(tmp + "/pca/score.npy")
+pca_mask = np.load(tmp + "/pca/mask.npy")
+truth = np.load(tmp + "/si/mask.npy").astype(bool)
+problems = []
+if score.shape != (48, 48) or score.dtype != np.float32:
+    problems.append("score map is %s %s, not (48, 48) float32" % (score.shape, score.dtype))
+if not np.allclose(score, pca_score, rtol=0, atol=1e-6):
+    problems.append("score map differs from eelsvae-pca's by up to %g" % np.abs(score - pca_score).max())
+if anomalous != int(np.count_nonzero(pca_mask)):
+    problems.append("%d anomalous pixels, eelsvae-pca finds %d" % (anomalous, np.count_nonzero(pca_mask)))
+# The threshold is printed to 6 decimals: allow the pixels within that rounding.
+lo = np.count_nonzero(score <= threshold - 1e-6)
+hi = np.count_nonzero(score <= threshold + 1e-6)
+if not lo <= anomalous <= hi:
+    problems.append("%d anomalous pixels, but %d…%d scores lie at or below %g" % (anomalous, lo, hi, threshold))
+# ROC-AUC of −score (low PCC = anomalous), as the Mann–Whitney statistic.
+a, n = score[truth], score[~truth]
+auc = ((a[:, None] < n[None, :]).sum() + 0.5 * (a[:, None] == n[None, :]).sum()) / (a.size * n.size)
+if not auc > 0.75:
+    problems.append("ROC-AUC of the score map against the truth is %.3f, not above 0.75" % auc)
+for p in problems:
+    print("FAIL: " + p, file=sys.stderr)
+print("quickstart: threshold %g, %d anomalous pixels, ROC-AUC %.3f" % (threshold, anomalous, auc))
+sys.exit(1 if problems else 0)
+EOF
+else
+  # Without NumPy: the same count as eelsvae-pca's mask, from its bytes
+  # (a 2-D uint8 .npy is a header and then one byte per pixel).
+  ones=$(tail -c 2304 "$tmp/pca/mask.npy" | od -An -v -tu1 | tr -s ' ' '\n' | grep -c '^1$' || true)
+  [[ "$ones" -eq "$anomalous" ]] || fail "$anomalous anomalous pixels, eelsvae-pca finds $ones"
+  echo "skipped: the NumPy checks (no NumPy in ${py})"
+fi
+echo "1 passed, 0 failed"
