@@ -463,7 +463,8 @@ static void options_init_rejects_bad_arguments(void **state)
 {
     (void)state;
     eelsvae_model_options o;
-    assert_status(eelsvae_model_options_init(NULL, EELSVAE_PRESET_PAPER), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_options_init_sized(NULL, EELSVAE_PRESET_PAPER, sizeof(eelsvae_model_options)),
+                  EELSVAE_ERR_INVALID_ARGUMENT);
     assert_status(eelsvae_model_options_init(&o, (eelsvae_preset)7), EELSVAE_ERR_INVALID_ARGUMENT);
 }
 

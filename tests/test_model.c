@@ -220,7 +220,8 @@ static void test_train_presets(void **state)
     assert_int_equal(t.early_stop_patience, 8);
     assert_int_equal(t.tile_stride, 8);
     assert_status(eelsvae_train_options_init(&t, (eelsvae_preset)7), EELSVAE_ERR_INVALID_ARGUMENT);
-    assert_status(eelsvae_train_options_init(NULL, EELSVAE_PRESET_FAST), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_train_options_init_sized(NULL, EELSVAE_PRESET_FAST, sizeof(eelsvae_train_options)),
+                  EELSVAE_ERR_INVALID_ARGUMENT);
 }
 
 static void test_create(void **state)

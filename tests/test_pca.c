@@ -792,7 +792,8 @@ static void test_invalid_arguments(void **state)
     o.max_iterations = 50;
     assert_status(eelsvae_pca_fit(NULL, &o, &pca), EELSVAE_ERR_INVALID_ARGUMENT);
     assert_status(eelsvae_pca_fit(cube, NULL, &pca), EELSVAE_ERR_INVALID_ARGUMENT);
-    assert_status(eelsvae_pca_options_init(NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_pca_options_init_sized(NULL, sizeof(eelsvae_pca_options)),
+                  EELSVAE_ERR_INVALID_ARGUMENT);
     assert_null(pca);
 
     assert_ok(eelsvae_pca_fit(cube, &o, &pca));

@@ -102,7 +102,9 @@ static void test_options_init(void **state)
         assert_int_equal(o.mean_filter, 3);
         assert_int_equal(o.median_filter, 1);
     }
-    assert_status(eelsvae_preprocess_options_init(NULL, EELSVAE_PRESET_PAPER), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(
+        eelsvae_preprocess_options_init_sized(NULL, EELSVAE_PRESET_PAPER, sizeof(eelsvae_preprocess_options)),
+        EELSVAE_ERR_INVALID_ARGUMENT);
     eelsvae_preprocess_options o;
     assert_status(eelsvae_preprocess_options_init(&o, (eelsvae_preset)7), EELSVAE_ERR_INVALID_ARGUMENT);
 }

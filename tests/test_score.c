@@ -522,7 +522,8 @@ static void test_bad_input(void **state)
     (void)state;
     eelsvae_scorer_options opt;
     eelsvae_scorer *s = NULL;
-    assert_status(eelsvae_scorer_options_init(NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_scorer_options_init_sized(NULL, sizeof(eelsvae_scorer_options)),
+                  EELSVAE_ERR_INVALID_ARGUMENT);
     assert_ok(eelsvae_scorer_options_init(&opt));
     assert_status(eelsvae_scorer_create(NULL, &s), EELSVAE_ERR_INVALID_ARGUMENT);
     assert_status(eelsvae_scorer_create(&opt, NULL), EELSVAE_ERR_INVALID_ARGUMENT);

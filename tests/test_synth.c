@@ -111,7 +111,8 @@ static void test_defaults(void **state)
     assert_true(o.o_edge == 532.0 && o.fe_l3 == 709.5 && o.fe_l2 == 722.5 && o.l3_l2_ratio == 4.0);
     assert_true(o.fe_jump == 2.0 && o.o_jump == 1.0 && o.composition_variation == 0.15);
     assert_true(o.drift == 0.3 && o.stripe_gain == 0.02);
-    assert_status(eelsvae_synth_options_init(NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_synth_options_init_sized(NULL, sizeof(eelsvae_synth_options)),
+                  EELSVAE_ERR_INVALID_ARGUMENT);
 }
 
 static void check_axis(const eelsvae_synth_options *o, size_t want_ne, double want_last)

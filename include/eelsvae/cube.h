@@ -439,7 +439,7 @@ typedef enum eelsvae_preset {
  * @since 0.1.0
  */
 typedef struct eelsvae_preprocess_options {
-    size_t struct_size;     /**< sizeof(eelsvae_preprocess_options), set by init. */
+    size_t struct_size;     /**< The caller's sizeof(eelsvae_preprocess_options), set by init. */
     double sigma[3];        /**< Gaussian σ per axis (y, x, E), pixels/channels, ≤ 1e6; 0 = no blur. */
     double percentile_lo;   /**< Percentile mapped to 0 (paper: 1). */
     double percentile_hi;   /**< Percentile mapped to 1 (paper: 99). */
@@ -451,13 +451,39 @@ typedef struct eelsvae_preprocess_options {
 } eelsvae_preprocess_options;
 
 /**
- * @brief Fill preprocessing options with a preset.
- * @param opt Options to fill.
+ * @brief Fill preprocessing options with a preset, writing only the
+ *        caller's @p struct_size bytes.
+ *
+ * Call it through eelsvae_preprocess_options_init(), which passes the
+ * caller's own sizeof: a program compiled against an older, shorter struct
+ * gets its fields filled and nothing past them written (see @ref page_abi).
+ * @param opt Options to fill: the first min(@p struct_size,
+ *            sizeof(eelsvae_preprocess_options)) bytes get the preset, any
+ *            bytes beyond the library's struct up to @p struct_size are
+ *            zeroed, and struct_size is set to @p struct_size.
+ * @param preset ::EELSVAE_PRESET_PAPER or ::EELSVAE_PRESET_FAST (the same chain).
+ * @param struct_size Size of the caller's struct, at least sizeof(size_t).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (NULL @p opt, an
+ *         unknown preset, a @p struct_size too small to hold struct_size).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_preprocess_options_init_sized(eelsvae_preprocess_options *opt,
+                                                                 eelsvae_preset preset, size_t struct_size);
+
+/**
+ * @brief Fill preprocessing options with a preset (the caller's sizeof).
+ *
+ * A macro over eelsvae_preprocess_options_init_sized() that passes
+ * `sizeof *(opt)`, so that a newer library never writes past the struct the
+ * program was compiled with. @p opt is evaluated once (sizeof does not
+ * evaluate its operand).
+ * @param opt Options to fill (an ::eelsvae_preprocess_options pointer, not NULL).
  * @param preset ::EELSVAE_PRESET_PAPER or ::EELSVAE_PRESET_FAST (the same chain).
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_preprocess_options_init(eelsvae_preprocess_options *opt, eelsvae_preset preset);
+#define eelsvae_preprocess_options_init(opt, preset) \
+    eelsvae_preprocess_options_init_sized((opt), (preset), sizeof *(opt))
 
 /**
  * @brief Apply the preprocessing chain in place.
@@ -495,7 +521,7 @@ EELSVAE_API eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eel
  * @since 0.1.0
  */
 typedef struct eelsvae_synth_options {
-    size_t struct_size;       /**< sizeof(eelsvae_synth_options), set by init. */
+    size_t struct_size;       /**< The caller's sizeof(eelsvae_synth_options), set by init. */
     size_t ny;                /**< Rows (default 192). */
     size_t nx;                /**< Columns (default 192). */
     double energy_start;      /**< First channel, eV, > drift/2 (default 420). */
@@ -519,12 +545,32 @@ typedef struct eelsvae_synth_options {
 } eelsvae_synth_options;
 
 /**
- * @brief Fill synthetic-SI options with their defaults.
- * @param opt Options to fill.
+ * @brief Fill synthetic-SI options with their defaults, writing only the
+ *        caller's @p struct_size bytes.
+ *
+ * Call it through eelsvae_synth_options_init(), which passes the caller's
+ * own sizeof (see @ref page_abi).
+ * @param opt Options to fill: the first min(@p struct_size,
+ *            sizeof(eelsvae_synth_options)) bytes get the defaults, any bytes
+ *            beyond the library's struct up to @p struct_size are zeroed, and
+ *            struct_size is set to @p struct_size.
+ * @param struct_size Size of the caller's struct, at least sizeof(size_t).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (NULL @p opt, a
+ *         @p struct_size too small to hold struct_size).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_synth_options_init_sized(eelsvae_synth_options *opt, size_t struct_size);
+
+/**
+ * @brief Fill synthetic-SI options with their defaults (the caller's sizeof).
+ *
+ * A macro over eelsvae_synth_options_init_sized() that passes
+ * `sizeof *(opt)`. @p opt is evaluated once.
+ * @param opt Options to fill (an ::eelsvae_synth_options pointer, not NULL).
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_synth_options_init(eelsvae_synth_options *opt);
+#define eelsvae_synth_options_init(opt) eelsvae_synth_options_init_sized((opt), sizeof *(opt))
 
 /**
  * @brief Generate a synthetic BiFeO3-like SI in raw counts.

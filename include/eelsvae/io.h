@@ -16,6 +16,7 @@
  * `acquisition_time` (HH:MM:SS), `beam_energy_kev`, `collection_angle_mrad`,
  * `convergence_angle_mrad`, `dispersion_ev`, `exposure_s`, `microscope`;
  * values are strings, numbers written with enough digits to round-trip.
+ * `signal_type` is HyperSpy's ("EELS", "EDS_TEM", "CL", …).
  */
 #ifndef EELSVAE_IO_H
 #define EELSVAE_IO_H
@@ -77,8 +78,9 @@ EELSVAE_API int eelsvae_format_supported(eelsvae_format format);
  *
  * A DigitalMicrograph file may hold several images (a thumbnail, a survey
  * image, the spectrum image): the main one is the spectrum image when there
- * is one, else the largest image that is not a thumbnail. Other formats hold
- * one signal.
+ * is one, else the largest image that is not a thumbnail. Thumbnails are not
+ * counted: index i is the i-th other image in the file's ImageList order
+ * (HyperSpy's list order). Other formats hold one signal.
  * @param path File name.
  * @param[out] count Number of signals, ≥ 1.
  * @param[out] main_index Index of the main signal (may be NULL).
@@ -94,7 +96,8 @@ EELSVAE_API eelsvae_status eelsvae_file_signals(const char *path, size_t *count,
  * @return ::EELSVAE_OK, ::EELSVAE_ERR_IO, ::EELSVAE_ERR_FORMAT (naming the
  *         byte offset or the HDF5 object), ::EELSVAE_ERR_UNSUPPORTED (an
  *         unknown format, a data type this library does not read, a build
- *         without HDF5), ::EELSVAE_ERR_OVERFLOW, ::EELSVAE_ERR_NOMEM.
+ *         without HDF5), ::EELSVAE_ERR_DIMENSION (a 0-D .npy array),
+ *         ::EELSVAE_ERR_OVERFLOW, ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_signal_load(const char *path, eelsvae_signal **out);
@@ -189,7 +192,9 @@ EELSVAE_API const char *eelsvae_dtype_name(eelsvae_dtype dtype);
  * @param[out] offset Value at index 0 (may be NULL).
  * @param[out] scale Step per index (may be NULL).
  * @param[out] name Axis name, e.g. "Energy loss", "x", "y" (may be NULL; "" when unnamed).
- * @param[out] units Units, e.g. "eV", "nm" (may be NULL; "" when none).
+ * @param[out] units Units, e.g. "eV", "nm" (may be NULL; "" when none); units
+ *                   longer than ::EELSVAE_UNITS_MAX − 1 bytes are cut at a
+ *                   UTF-8 character boundary.
  * @param[out] navigate 1 for a navigation axis, 0 for a signal axis (may be NULL).
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_RANGE.
  * @since 0.1.0

@@ -59,7 +59,7 @@ typedef struct eelsvae_conv_spec {
  * @since 0.1.0
  */
 typedef struct eelsvae_model_options {
-    size_t struct_size;        /**< sizeof(eelsvae_model_options), set by init. */
+    size_t struct_size;        /**< The caller's sizeof(eelsvae_model_options), set by init. */
     size_t tile;               /**< T: tiles are T × T pixels (paper 24). */
     size_t energy_channels;    /**< E: channels the model takes (paper 1312). */
     double energy_start;       /**< Energy of the first channel taken, eV: the model uses the E channels
@@ -81,12 +81,34 @@ typedef struct eelsvae_model_options {
  * β = 1.2, Bernoulli loss. ::EELSVAE_PRESET_FAST keeps the layer pattern
  * with fewer channels and a cropped energy range around the Fe L2,3 edge
  * so that it trains on two cores in minutes.
- * @param opt Options to fill.
+ *
+ * Writes only the caller's @p struct_size bytes; call it through
+ * eelsvae_model_options_init(), which passes the caller's own sizeof (see
+ * @ref page_abi).
+ * @param opt Options to fill: the first min(@p struct_size,
+ *            sizeof(eelsvae_model_options)) bytes get the preset, any bytes
+ *            beyond the library's struct up to @p struct_size are zeroed, and
+ *            struct_size is set to @p struct_size.
+ * @param preset Which preset.
+ * @param struct_size Size of the caller's struct, at least sizeof(size_t).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (NULL @p opt, an
+ *         unknown preset, a @p struct_size too small to hold struct_size).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_model_options_init_sized(eelsvae_model_options *opt, eelsvae_preset preset,
+                                                            size_t struct_size);
+
+/**
+ * @brief Fill model options with a preset (the caller's sizeof).
+ *
+ * A macro over eelsvae_model_options_init_sized() that passes
+ * `sizeof *(opt)`. @p opt is evaluated once.
+ * @param opt Options to fill (an ::eelsvae_model_options pointer, not NULL).
  * @param preset Which preset.
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_model_options_init(eelsvae_model_options *opt, eelsvae_preset preset);
+#define eelsvae_model_options_init(opt, preset) eelsvae_model_options_init_sized((opt), (preset), sizeof *(opt))
 
 /**
  * @brief Memory a model needs, computed before anything is allocated.
@@ -108,7 +130,10 @@ typedef struct eelsvae_memory_estimate {
  * @param opt Architecture (validated first: an invalid one is reported
  *            exactly as eelsvae_model_create() would).
  * @param batch Tiles per batch, ≥ 1.
- * @param[in,out] estimate struct_size set by the caller; the rest filled.
+ * @param[in,out] estimate struct_size set by the caller, at least
+ *        sizeof(size_t); every field that lies wholly within struct_size is
+ *        filled, nothing past struct_size is written, and struct_size stays
+ *        as the caller set it.
  * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (naming the field or
  *         layer), ::EELSVAE_ERR_DIMENSION (a tile not divisible by the total
  *         stride, a stage that shrinks to nothing), ::EELSVAE_ERR_OVERFLOW.
@@ -137,13 +162,35 @@ EELSVAE_API eelsvae_status eelsvae_model_create(const eelsvae_model_options *opt
 EELSVAE_API void eelsvae_model_free(eelsvae_model *model);
 
 /**
- * @brief The architecture of a model.
+ * @brief The architecture of a model, writing only the caller's
+ *        @p struct_size bytes.
+ *
+ * Call it through eelsvae_model_options_get(), which passes the caller's
+ * own sizeof (see @ref page_abi).
  * @param model The model.
- * @param[out] opt Filled completely (struct_size included).
+ * @param[out] opt The first min(@p struct_size, sizeof(eelsvae_model_options))
+ *             bytes are the model's architecture, any bytes beyond the
+ *             library's struct up to @p struct_size are zeroed, and
+ *             struct_size is set to @p struct_size.
+ * @param struct_size Size of the caller's struct, at least sizeof(size_t).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (a NULL argument, a
+ *         @p struct_size too small to hold struct_size).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_model_options_get_sized(const eelsvae_model *model, eelsvae_model_options *opt,
+                                                           size_t struct_size);
+
+/**
+ * @brief The architecture of a model (the caller's sizeof).
+ *
+ * A macro over eelsvae_model_options_get_sized() that passes
+ * `sizeof *(opt)`. @p opt is evaluated once.
+ * @param model The model.
+ * @param[out] opt The architecture (an ::eelsvae_model_options pointer, not NULL).
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_model_options_get(const eelsvae_model *model, eelsvae_model_options *opt);
+#define eelsvae_model_options_get(model, opt) eelsvae_model_options_get_sized((model), (opt), sizeof *(opt))
 
 /**
  * @brief Number of trainable parameters.
@@ -188,7 +235,7 @@ typedef int (*eelsvae_train_progress_fn)(void *user, const eelsvae_train_progres
  * @since 0.1.0
  */
 typedef struct eelsvae_train_options {
-    size_t struct_size;            /**< sizeof(eelsvae_train_options), set by init. */
+    size_t struct_size;            /**< The caller's sizeof(eelsvae_train_options), set by init. */
     size_t epochs;                 /**< Epochs (passes over the training tiles). */
     size_t batch;                  /**< Tiles per batch. */
     double learning_rate;          /**< Adam's initial learning rate. */
@@ -207,13 +254,35 @@ typedef struct eelsvae_train_options {
 } eelsvae_train_options;
 
 /**
- * @brief Fill training options with a preset's values.
- * @param opt Options to fill.
+ * @brief Fill training options with a preset's values, writing only the
+ *        caller's @p struct_size bytes.
+ *
+ * Call it through eelsvae_train_options_init(), which passes the caller's
+ * own sizeof (see @ref page_abi).
+ * @param opt Options to fill: the first min(@p struct_size,
+ *            sizeof(eelsvae_train_options)) bytes get the preset, any bytes
+ *            beyond the library's struct up to @p struct_size are zeroed, and
+ *            struct_size is set to @p struct_size.
+ * @param preset ::EELSVAE_PRESET_PAPER (60 epochs, batch 4) or ::EELSVAE_PRESET_FAST.
+ * @param struct_size Size of the caller's struct, at least sizeof(size_t).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (NULL @p opt, an
+ *         unknown preset, a @p struct_size too small to hold struct_size).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_train_options_init_sized(eelsvae_train_options *opt, eelsvae_preset preset,
+                                                            size_t struct_size);
+
+/**
+ * @brief Fill training options with a preset's values (the caller's sizeof).
+ *
+ * A macro over eelsvae_train_options_init_sized() that passes
+ * `sizeof *(opt)`. @p opt is evaluated once.
+ * @param opt Options to fill (an ::eelsvae_train_options pointer, not NULL).
  * @param preset ::EELSVAE_PRESET_PAPER (60 epochs, batch 4) or ::EELSVAE_PRESET_FAST.
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_train_options_init(eelsvae_train_options *opt, eelsvae_preset preset);
+#define eelsvae_train_options_init(opt, preset) eelsvae_train_options_init_sized((opt), (preset), sizeof *(opt))
 
 /**
  * @brief Train a model on bulk spectrum images (raw counts).

@@ -26,7 +26,7 @@ extern "C" {
  * @since 0.1.0
  */
 typedef struct eelsvae_pca_options {
-    size_t struct_size;     /**< sizeof(eelsvae_pca_options), set by init. */
+    size_t struct_size;     /**< The caller's sizeof(eelsvae_pca_options), set by init. */
     size_t components;      /**< k, the number of components kept (default 4). */
     int center;             /**< Non-zero: subtract the mean spectrum first (default 1). */
     int poisson_normalize;  /**< Non-zero: weight as HyperSpy's normalize_poissonian_noise: each sample
@@ -44,12 +44,32 @@ typedef struct eelsvae_pca_options {
 } eelsvae_pca_options;
 
 /**
- * @brief Fill PCA options with their defaults.
- * @param opt Options to fill.
+ * @brief Fill PCA options with their defaults, writing only the caller's
+ *        @p struct_size bytes.
+ *
+ * Call it through eelsvae_pca_options_init(), which passes the caller's own
+ * sizeof (see @ref page_abi).
+ * @param opt Options to fill: the first min(@p struct_size,
+ *            sizeof(eelsvae_pca_options)) bytes get the defaults, any bytes
+ *            beyond the library's struct up to @p struct_size are zeroed, and
+ *            struct_size is set to @p struct_size.
+ * @param struct_size Size of the caller's struct, at least sizeof(size_t).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (NULL @p opt, a
+ *         @p struct_size too small to hold struct_size).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_pca_options_init_sized(eelsvae_pca_options *opt, size_t struct_size);
+
+/**
+ * @brief Fill PCA options with their defaults (the caller's sizeof).
+ *
+ * A macro over eelsvae_pca_options_init_sized() that passes
+ * `sizeof *(opt)`. @p opt is evaluated once.
+ * @param opt Options to fill (an ::eelsvae_pca_options pointer, not NULL).
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_pca_options_init(eelsvae_pca_options *opt);
+#define eelsvae_pca_options_init(opt) eelsvae_pca_options_init_sized((opt), sizeof *(opt))
 
 /**
  * @brief Fit a k-component basis to a cube.

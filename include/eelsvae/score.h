@@ -38,19 +38,40 @@ typedef enum eelsvae_direction {
  * @since 0.1.0
  */
 typedef struct eelsvae_scorer_options {
-    size_t struct_size;       /**< sizeof(eelsvae_scorer_options), set by init. */
+    size_t struct_size;       /**< The caller's sizeof(eelsvae_scorer_options), set by init. */
     eelsvae_score_kind kind;  /**< What to measure (default PCC). */
     double window_lo;         /**< Energy window start in the cube's energy units (default 690). */
     double window_hi;         /**< Energy window end (default 730). */
 } eelsvae_scorer_options;
 
 /**
- * @brief Fill scorer options with the paper's: PCC over 690–730 eV.
- * @param opt Options to fill.
+ * @brief Fill scorer options with the paper's (PCC over 690–730 eV), writing
+ *        only the caller's @p struct_size bytes.
+ *
+ * Call it through eelsvae_scorer_options_init(), which passes the caller's
+ * own sizeof (see @ref page_abi).
+ * @param opt Options to fill: the first min(@p struct_size,
+ *            sizeof(eelsvae_scorer_options)) bytes get the defaults, any
+ *            bytes beyond the library's struct up to @p struct_size are
+ *            zeroed, and struct_size is set to @p struct_size.
+ * @param struct_size Size of the caller's struct, at least sizeof(size_t).
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (NULL @p opt, a
+ *         @p struct_size too small to hold struct_size).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_scorer_options_init_sized(eelsvae_scorer_options *opt, size_t struct_size);
+
+/**
+ * @brief Fill scorer options with the paper's: PCC over 690–730 eV (the
+ *        caller's sizeof).
+ *
+ * A macro over eelsvae_scorer_options_init_sized() that passes
+ * `sizeof *(opt)`. @p opt is evaluated once.
+ * @param opt Options to fill (an ::eelsvae_scorer_options pointer, not NULL).
  * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_scorer_options_init(eelsvae_scorer_options *opt);
+#define eelsvae_scorer_options_init(opt) eelsvae_scorer_options_init_sized((opt), sizeof *(opt))
 
 /**
  * @brief Create a scorer.

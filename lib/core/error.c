@@ -8,10 +8,14 @@ static _Thread_local char last_error[512];
 
 eelsvae_status evae_fail(eelsvae_status status, const char *fmt, ...)
 {
+    /* Formatted aside first: a message may quote eelsvae_last_error() itself,
+     * to add context to what a deeper call reported. */
+    char message[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
+    memcpy(last_error, message, sizeof last_error);
     return status;
 }
 

@@ -239,9 +239,12 @@ eelsvae_status eelsvae_cube_check_finite(const eelsvae_cube *cube)
     size_t n = evae_cube_samples(cube);
     for (size_t i = 0; i < n; i++) {
         if (!isfinite(cube->data[i])) {
-            size_t p = i / cube->ne;
-            return evae_fail(EELSVAE_ERR_NUMERIC, "sample at pixel (y %zu, x %zu), channel %zu is %g",
-                             p / cube->nx, p % cube->nx, i % cube->ne, (double)cube->data[i]);
+            /* The energy too: a cube cropped to a model's range numbers its channels afresh. */
+            size_t p = i / cube->ne, e = i % cube->ne;
+            const evae_axis_calibration *ax = &cube->axis[EELSVAE_AXIS_E];
+            return evae_fail(EELSVAE_ERR_NUMERIC, "sample at pixel (y %zu, x %zu), channel %zu (%g %s) is %g",
+                             p / cube->nx, p % cube->nx, e, ax->offset + ax->scale * (double)e, ax->units,
+                             (double)cube->data[i]);
         }
     }
     return EELSVAE_OK;

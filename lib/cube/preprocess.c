@@ -13,6 +13,7 @@
  * The chain allocates everything before it touches the cube.
  */
 #include "cube_private.h"
+#include "../core/options_out.h"
 
 #include <float.h>
 #include <math.h>
@@ -417,9 +418,11 @@ static eelsvae_status report_non_finite(const eelsvae_cube *cube, const char *wh
     for (size_t i = 0; i < n; i++) {
         float v = cube->data[i];
         if (!isfinite(v)) {
-            size_t p = i / cube->ne;
-            return evae_fail(EELSVAE_ERR_NUMERIC, "%s: sample at pixel (y %zu, x %zu), channel %zu is %s", what,
-                             p / cube->nx, p % cube->nx, i % cube->ne,
+            /* The energy too: a cube cropped to a model's range numbers its channels afresh. */
+            size_t p = i / cube->ne, e = i % cube->ne;
+            const evae_axis_calibration *ax = &cube->axis[EELSVAE_AXIS_E];
+            return evae_fail(EELSVAE_ERR_NUMERIC, "%s: sample at pixel (y %zu, x %zu), channel %zu (%g %s) is %s",
+                             what, p / cube->nx, p % cube->nx, e, ax->offset + ax->scale * (double)e, ax->units,
                              isnan(v) ? "NaN" : (v > 0 ? "+infinity" : "-infinity"));
         }
     }
@@ -816,23 +819,26 @@ eelsvae_status eelsvae_cube_median_filter(eelsvae_cube *cube, size_t k)
 
 /* ---- the chain ---------------------------------------------------------------- */
 
-eelsvae_status eelsvae_preprocess_options_init(eelsvae_preprocess_options *opt, eelsvae_preset preset)
+eelsvae_status eelsvae_preprocess_options_init_sized(eelsvae_preprocess_options *opt, eelsvae_preset preset,
+                                                     size_t struct_size)
 {
     if (!opt) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "preprocess options: NULL pointer");
     if (preset != EELSVAE_PRESET_PAPER && preset != EELSVAE_PRESET_FAST)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "preprocess options: unknown preset %d", (int)preset);
-    /* Both presets are the paper's chain: it is already cheap next to training. */
-    memset(opt, 0, sizeof *opt);
-    opt->struct_size = sizeof *opt;
-    for (int a = 0; a < 3; a++) opt->sigma[a] = 0.5;
-    opt->percentile_lo = 1.0;
-    opt->percentile_hi = 99.0;
-    opt->use_fixed_scaling = 0;
-    opt->scale_lo = 0.0;
-    opt->scale_hi = 1.0;
-    opt->mean_filter = 3;
-    opt->median_filter = 1;
-    return EELSVAE_OK;
+    /* Both presets are the paper's chain: it is already cheap next to training.
+     * Filled whole here, then only the caller's struct_size bytes are written. */
+    eelsvae_preprocess_options o;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    for (int a = 0; a < 3; a++) o.sigma[a] = 0.5;
+    o.percentile_lo = 1.0;
+    o.percentile_hi = 99.0;
+    o.use_fixed_scaling = 0;
+    o.scale_lo = 0.0;
+    o.scale_hi = 1.0;
+    o.mean_filter = 3;
+    o.median_filter = 1;
+    return evae_write_options(opt, struct_size, &o, sizeof o, "preprocess options");
 }
 
 /* Every field the chain will use, checked before anything is modified. */

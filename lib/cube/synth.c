@@ -19,6 +19,7 @@
  * bits do not depend on the thread count.
  */
 #include "cube_private.h"
+#include "../core/options_out.h"
 
 #include <math.h>
 #include <string.h>
@@ -72,32 +73,34 @@ static const gauss_peak o_peaks[] = {
 
 /* ---- options ------------------------------------------------------------ */
 
-eelsvae_status eelsvae_synth_options_init(eelsvae_synth_options *opt)
+eelsvae_status eelsvae_synth_options_init_sized(eelsvae_synth_options *opt, size_t struct_size)
 {
     if (!opt) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "synth_options_init: NULL options");
-    memset(opt, 0, sizeof *opt);
-    opt->struct_size = sizeof *opt;
-    opt->ny = 192;
-    opt->nx = 192;
-    opt->energy_start = 420.0;
-    opt->energy_end = 820.0;
-    opt->dispersion = 0.3;
-    opt->seed = 1;
-    opt->dose = 1000.0;
-    opt->read_noise = 3.0;
-    opt->bg_exponent_min = 3.0;
-    opt->bg_exponent_max = 4.0;
-    opt->thickness_gradient = 0.5;
-    opt->o_edge = 532.0;
-    opt->fe_l3 = 709.5;
-    opt->fe_l2 = 722.5;
-    opt->l3_l2_ratio = 4.0;
-    opt->fe_jump = 2.0;
-    opt->o_jump = 1.0;
-    opt->composition_variation = 0.15;
-    opt->drift = 0.3;
-    opt->stripe_gain = 0.02;
-    return EELSVAE_OK;
+    /* Filled whole here, then only the caller's struct_size bytes are written. */
+    eelsvae_synth_options o;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.ny = 192;
+    o.nx = 192;
+    o.energy_start = 420.0;
+    o.energy_end = 820.0;
+    o.dispersion = 0.3;
+    o.seed = 1;
+    o.dose = 1000.0;
+    o.read_noise = 3.0;
+    o.bg_exponent_min = 3.0;
+    o.bg_exponent_max = 4.0;
+    o.thickness_gradient = 0.5;
+    o.o_edge = 532.0;
+    o.fe_l3 = 709.5;
+    o.fe_l2 = 722.5;
+    o.l3_l2_ratio = 4.0;
+    o.fe_jump = 2.0;
+    o.o_jump = 1.0;
+    o.composition_variation = 0.15;
+    o.drift = 0.3;
+    o.stripe_gain = 0.02;
+    return evae_write_options(opt, struct_size, &o, sizeof o, "synth options");
 }
 
 static eelsvae_status check_range(double value, double lo, double hi, const char *field, const char *why)

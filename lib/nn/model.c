@@ -6,6 +6,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "../core/options_out.h"
 #include "../cube/cube_private.h"
 
 /* Most tiles the inference net takes at once: big enough to keep the
@@ -96,12 +97,12 @@ void eelsvae_model_free(eelsvae_model *model)
     evae_free(model);
 }
 
-eelsvae_status eelsvae_model_options_get(const eelsvae_model *model, eelsvae_model_options *opt)
+eelsvae_status eelsvae_model_options_get_sized(const eelsvae_model *model, eelsvae_model_options *opt,
+                                               size_t struct_size)
 {
     if (!model || !opt) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model options_get: NULL argument");
-    *opt = model->arch;
-    opt->struct_size = sizeof *opt;
-    return EELSVAE_OK;
+    /* Only the caller's struct_size bytes: an older program's struct may be shorter. */
+    return evae_write_options(opt, struct_size, &model->arch, sizeof model->arch, "model options_get");
 }
 
 size_t eelsvae_model_parameter_count(const eelsvae_model *model)

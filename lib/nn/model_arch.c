@@ -6,6 +6,7 @@
 
 #include <string.h>
 
+#include "../core/options_out.h"
 #include "cvae.h"
 
 /* The paper's four-layer pattern: a spectral-only conv, a 3 × 3 spatial one
@@ -30,7 +31,7 @@ static void paper_pattern(eelsvae_model_options *opt, const size_t channels[4])
     set_conv(&opt->conv[3], channels[3], k2, s2, p2);
 }
 
-eelsvae_status eelsvae_model_options_init(eelsvae_model_options *opt, eelsvae_preset preset)
+eelsvae_status eelsvae_model_options_init_sized(eelsvae_model_options *opt, eelsvae_preset preset, size_t struct_size)
 {
     if (!opt) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model options: NULL pointer");
     if (preset != EELSVAE_PRESET_PAPER && preset != EELSVAE_PRESET_FAST)
@@ -58,8 +59,8 @@ eelsvae_status eelsvae_model_options_init(eelsvae_model_options *opt, eelsvae_pr
         o.hidden = 256;
         o.latent = 16;
     }
-    *opt = o;
-    return EELSVAE_OK;
+    /* Only the caller's struct_size bytes: an older program's struct may be shorter. */
+    return evae_write_options(opt, struct_size, &o, sizeof o, "model options");
 }
 
 eelsvae_status eelsvae_model_estimate_memory(const eelsvae_model_options *opt, size_t batch,
@@ -93,8 +94,10 @@ eelsvae_status eelsvae_model_estimate_memory(const eelsvae_model_options *opt, s
             return evae_fail(EELSVAE_ERR_OVERFLOW, "memory estimate: the total overflows size_t");
         e.total_bytes += parts[i];
     }
-    /* Fill what the caller's struct holds; its struct_size stays as given. */
+    /* Fill the fields the caller's struct holds whole (all are size_t); its
+     * struct_size stays as given, and nothing past it is written. */
     size_t given = estimate->struct_size < sizeof e ? estimate->struct_size : sizeof e;
+    given -= given % sizeof(size_t);
     memcpy((char *)estimate + sizeof(size_t), (const char *)&e + sizeof(size_t), given - sizeof(size_t));
     return EELSVAE_OK;
 }

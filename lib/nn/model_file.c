@@ -489,6 +489,34 @@ static eelsvae_status check_sizes(const char *path, const uint8_t *d, size_t siz
     return EELSVAE_OK;
 }
 
+/* Loading builds the network, whose activations and work buffers for one
+ * tile follow from the architecture alone, not from the file's length.
+ * Real models need from 0.4 (the paper's) to about 700 (1-channel
+ * convolutions, 1-wide dense layers) times their file's size; a file that
+ * asks for more than WORK_PER_FILE_BYTE times its size, and more than
+ * WORK_FLOOR, can only have been crafted to make the loader allocate
+ * without bound (a 780-byte file can ask for 16 GiB), and is refused. */
+#define WORK_PER_FILE_BYTE 4096u
+#define WORK_FLOOR ((size_t)1 << 30)
+
+static eelsvae_status check_working_memory(const char *path, size_t size, const file_plan *plan)
+{
+    size_t activations = 0, workspace = 0;
+    bool known = evae_cvae_memory(&plan->arch, 1, false, &activations, &workspace) == EELSVAE_OK &&
+                 activations <= SIZE_MAX - workspace;
+    size_t limit = size > SIZE_MAX / WORK_PER_FILE_BYTE ? SIZE_MAX : size * WORK_PER_FILE_BYTE;
+    if (limit < WORK_FLOOR) limit = WORK_FLOOR;
+    if (!known)
+        return evae_fail(EELSVAE_ERR_FORMAT, "%s: the architecture at offset %u needs more working memory than "
+                         "size_t can count", path, HEADER_BYTES);
+    if (activations + workspace > limit)
+        return evae_fail(EELSVAE_ERR_FORMAT,
+                         "%s: the architecture at offset %u needs %zu bytes of working memory per tile, more than "
+                         "the %zu allowed for a %zu-byte model file",
+                         path, HEADER_BYTES, activations + workspace, limit, size);
+    return EELSVAE_OK;
+}
+
 /* The transform holds values a training run can have written. */
 static eelsvae_status check_transform(const char *path, const uint8_t *d, file_plan *plan)
 {
@@ -515,6 +543,7 @@ static eelsvae_status read_prefix(crc_reader *r, size_t size, file_plan *plan)
     size_t got = fread(prefix, 1, size < PREFIX_BYTES ? size : PREFIX_BYTES, r->fp);
     EVAE_TRY(check_header(r->path, prefix, got));
     EVAE_TRY(check_sizes(r->path, prefix, size, plan));
+    EVAE_TRY(check_working_memory(r->path, size, plan));
     EVAE_TRY(check_transform(r->path, prefix, plan));
     r->crc = evae_crc32(0, prefix, PREFIX_BYTES);
     r->at = PREFIX_BYTES;

@@ -14,35 +14,38 @@
 #include <string.h>
 #include <time.h>
 
+#include "../core/options_out.h"
 #include "../cube/cube_private.h"
 
 /* ---- options ------------------------------------------------------------------ */
 
-eelsvae_status eelsvae_train_options_init(eelsvae_train_options *opt, eelsvae_preset preset)
+eelsvae_status eelsvae_train_options_init_sized(eelsvae_train_options *opt, eelsvae_preset preset, size_t struct_size)
 {
     if (!opt) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: NULL pointer");
     if (preset != EELSVAE_PRESET_PAPER && preset != EELSVAE_PRESET_FAST)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: unknown preset %d", (int)preset);
-    memset(opt, 0, sizeof *opt);
-    opt->struct_size = sizeof *opt;
-    opt->learning_rate = 1e-3;
-    opt->validation_fraction = 0.1;
-    opt->clip_norm = 5.0;
-    opt->seed = 1;
+    /* Filled whole here, then only the caller's struct_size bytes are written. */
+    eelsvae_train_options o;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.learning_rate = 1e-3;
+    o.validation_fraction = 0.1;
+    o.clip_norm = 5.0;
+    o.seed = 1;
     if (preset == EELSVAE_PRESET_PAPER) {
-        opt->epochs = 60;
-        opt->batch = 4;
-        opt->plateau_patience = 5;
-        opt->early_stop_patience = 0;
-        opt->tile_stride = 0;
+        o.epochs = 60;
+        o.batch = 4;
+        o.plateau_patience = 5;
+        o.early_stop_patience = 0;
+        o.tile_stride = 0;
     } else {
-        opt->epochs = 30;
-        opt->batch = 16;
-        opt->plateau_patience = 3;
-        opt->early_stop_patience = 8;
-        opt->tile_stride = 8;
+        o.epochs = 30;
+        o.batch = 16;
+        o.plateau_patience = 3;
+        o.early_stop_patience = 8;
+        o.tile_stride = 8;
     }
-    return EELSVAE_OK;
+    return evae_write_options(opt, struct_size, &o, sizeof o, "train options");
 }
 
 static eelsvae_status check_train_options(const eelsvae_train_options *o)

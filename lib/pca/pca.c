@@ -11,6 +11,7 @@
  * cube is read once and the output written once. */
 #define _DEFAULT_SOURCE /* MADV_HUGEPAGE */
 #include "pca_private.h"
+#include "../core/options_out.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -101,18 +102,20 @@ static void advise_huge_pages(void *data, size_t bytes)
 
 /* ---- the handle ---------------------------------------------------------- */
 
-eelsvae_status eelsvae_pca_options_init(eelsvae_pca_options *opt)
+eelsvae_status eelsvae_pca_options_init_sized(eelsvae_pca_options *opt, size_t struct_size)
 {
     if (!opt) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "PCA options: NULL pointer");
-    memset(opt, 0, sizeof *opt);
-    opt->struct_size = sizeof *opt;
-    opt->components = 4;
-    opt->center = 1;
-    opt->poisson_normalize = 0;
-    opt->seed = 1;
-    opt->tolerance = 1e-3;
-    opt->max_iterations = 50;
-    return EELSVAE_OK;
+    /* Filled whole here, then only the caller's struct_size bytes are written. */
+    eelsvae_pca_options o;
+    memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
+    o.components = 4;
+    o.center = 1;
+    o.poisson_normalize = 0;
+    o.seed = 1;
+    o.tolerance = 1e-3;
+    o.max_iterations = 50;
+    return evae_write_options(opt, struct_size, &o, sizeof o, "PCA options");
 }
 
 eelsvae_status evae_pca_alloc(size_t k, size_t ne, eelsvae_pca **out)

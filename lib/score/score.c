@@ -1,6 +1,7 @@
 /* Per-pixel scores of a cube against its reconstruction, Otsu's threshold of a
  * score map, and the mask on the anomalous side of a threshold. */
 #include "../cube/cube_private.h"
+#include "../core/options_out.h"
 
 #include <math.h>
 #include <string.h>
@@ -30,11 +31,12 @@ static void scorer_defaults(eelsvae_scorer_options *opt)
     opt->window_hi = 730.0;
 }
 
-eelsvae_status eelsvae_scorer_options_init(eelsvae_scorer_options *opt)
+eelsvae_status eelsvae_scorer_options_init_sized(eelsvae_scorer_options *opt, size_t struct_size)
 {
     if (!opt) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "scorer_options_init: NULL options");
-    scorer_defaults(opt);
-    return EELSVAE_OK;
+    eelsvae_scorer_options o;
+    scorer_defaults(&o); /* filled whole; only the caller's struct_size bytes are written */
+    return evae_write_options(opt, struct_size, &o, sizeof o, "scorer options");
 }
 
 eelsvae_status eelsvae_scorer_create(const eelsvae_scorer_options *opt, eelsvae_scorer **out)

@@ -140,9 +140,8 @@ class Model(Handle):
     def options(self):
         """The architecture (:class:`ModelOptions`, a copy)."""
         struct = _lib.ModelOptions()
-        struct.struct_size = ctypes.sizeof(struct)
         with self._lock:
-            lib.eelsvae_model_options_get(self._h, byref(struct))
+            lib.eelsvae_model_options_get_sized(self._h, byref(struct), ctypes.sizeof(struct))
         return ModelOptions._from_struct(struct)
 
     @property

@@ -1,8 +1,10 @@
 """Pythonic option objects over the C option structs.
 
 Each class holds the mirrored ctypes struct, filled by the library's own
-``*_options_init`` (so the defaults are the library's, not copies of them),
-and exposes its fields as attributes.  Keyword arguments override fields;
+``*_options_init_sized`` with the mirror's ``ctypes.sizeof`` (so the
+defaults are the library's, not copies of them, and the library writes no
+more than the mirror holds), and exposes its fields as attributes.
+Keyword arguments override fields;
 an unknown name is a ``TypeError``, as for any Python call::
 
     opt = PreprocessOptions(preset="paper", mean_filter=5)
@@ -120,7 +122,7 @@ class Options:
 
     @property
     def struct(self):
-        """The underlying ctypes struct (struct_size set by the library's init)."""
+        """The underlying ctypes struct (struct_size: the mirror's size, set by the library's init)."""
         return self._c
 
 
@@ -130,7 +132,7 @@ class PreprocessOptions(Options):
     _has_preset = True
 
     def _fill(self, preset):
-        lib.eelsvae_preprocess_options_init(ctypes.byref(self._c), int(preset))
+        lib.eelsvae_preprocess_options_init_sized(ctypes.byref(self._c), int(preset), ctypes.sizeof(self._c))
 
 
 class SynthOptions(Options):
@@ -138,7 +140,7 @@ class SynthOptions(Options):
     _struct = _lib.SynthOptions
 
     def _fill(self, preset):
-        lib.eelsvae_synth_options_init(ctypes.byref(self._c))
+        lib.eelsvae_synth_options_init_sized(ctypes.byref(self._c), ctypes.sizeof(self._c))
 
 
 class PcaOptions(Options):
@@ -146,7 +148,7 @@ class PcaOptions(Options):
     _struct = _lib.PcaOptions
 
     def _fill(self, preset):
-        lib.eelsvae_pca_options_init(ctypes.byref(self._c))
+        lib.eelsvae_pca_options_init_sized(ctypes.byref(self._c), ctypes.sizeof(self._c))
 
 
 class ScorerOptions(Options):
@@ -155,7 +157,7 @@ class ScorerOptions(Options):
     _enums = {"kind": ScoreKind}
 
     def _fill(self, preset):
-        lib.eelsvae_scorer_options_init(ctypes.byref(self._c))
+        lib.eelsvae_scorer_options_init_sized(ctypes.byref(self._c), ctypes.sizeof(self._c))
 
 
 #: One encoder convolution: output channels and (y, x, E) kernel, stride, padding.
@@ -174,7 +176,7 @@ class ModelOptions(Options):
     _has_preset = True
 
     def _fill(self, preset):
-        lib.eelsvae_model_options_init(ctypes.byref(self._c), int(preset))
+        lib.eelsvae_model_options_init_sized(ctypes.byref(self._c), int(preset), ctypes.sizeof(self._c))
 
     @classmethod
     def field_names(cls):
@@ -225,4 +227,4 @@ class TrainOptions(Options):
     _has_preset = True
 
     def _fill(self, preset):
-        lib.eelsvae_train_options_init(ctypes.byref(self._c), int(preset))
+        lib.eelsvae_train_options_init_sized(ctypes.byref(self._c), int(preset), ctypes.sizeof(self._c))

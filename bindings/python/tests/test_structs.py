@@ -67,23 +67,49 @@ def test_struct_layout_matches_c(c_layout, cname):
         assert (descr.offset, descr.size) == c_layout[(cname, field)], "%s.%s" % (cname, field)
 
 
-def test_library_init_sets_struct_size_to_the_mirror():
-    # The library's own init writes sizeof(C struct) into struct_size; the
-    # mirror must be exactly that big (this one needs no compiler).  The
-    # struct lives in a larger buffer so that a too-small mirror cannot be
-    # overrun by the init.
+_INITS = {
+    "eelsvae_preprocess_options": lambda p, n: _lib.lib.eelsvae_preprocess_options_init_sized(p, 0, n),
+    "eelsvae_synth_options": lambda p, n: _lib.lib.eelsvae_synth_options_init_sized(p, n),
+    "eelsvae_pca_options": lambda p, n: _lib.lib.eelsvae_pca_options_init_sized(p, n),
+    "eelsvae_scorer_options": lambda p, n: _lib.lib.eelsvae_scorer_options_init_sized(p, n),
+    "eelsvae_model_options": lambda p, n: _lib.lib.eelsvae_model_options_init_sized(p, 0, n),
+    "eelsvae_train_options": lambda p, n: _lib.lib.eelsvae_train_options_init_sized(p, 0, n),
+}
+
+
+@pytest.mark.parametrize("cname", sorted(_INITS))
+def test_library_init_writes_only_the_size_it_is_given(cname):
+    # The init writes exactly the bytes the caller says it has and sets
+    # struct_size to that: the whole mirror, or (an older caller) only a
+    # prefix of it.  Canary bytes after the given size must survive.
     import ctypes
-    inits = {
-        "eelsvae_preprocess_options": lambda p: _lib.lib.eelsvae_preprocess_options_init(p, 0),
-        "eelsvae_synth_options": lambda p: _lib.lib.eelsvae_synth_options_init(p),
-        "eelsvae_pca_options": lambda p: _lib.lib.eelsvae_pca_options_init(p),
-        "eelsvae_scorer_options": lambda p: _lib.lib.eelsvae_scorer_options_init(p),
-        "eelsvae_model_options": lambda p: _lib.lib.eelsvae_model_options_init(p, 0),
-        "eelsvae_train_options": lambda p: _lib.lib.eelsvae_train_options_init(p, 0),
-    }
-    for cname, init in inits.items():
-        struct = _lib.STRUCTS[cname]
-        room = ctypes.create_string_buffer(ctypes.sizeof(struct) + 4096)
-        init(ctypes.cast(room, ctypes.POINTER(struct)))
-        written = ctypes.c_size_t.from_buffer(room).value
-        assert written == ctypes.sizeof(struct), cname
+    struct = _lib.STRUCTS[cname]
+    second = getattr(struct, struct._fields_[1][0])
+    for size in (ctypes.sizeof(struct), second.offset + second.size):
+        room = ctypes.create_string_buffer(b"\xa5" * (size + 64), size + 64)
+        _INITS[cname](ctypes.cast(room, ctypes.POINTER(struct)), size)
+        assert ctypes.c_size_t.from_buffer(room).value == size, cname
+        assert room.raw[size:] == b"\xa5" * 64, "%s: init wrote past the %d bytes it was given" % (cname, size)
+        assert room.raw[second.offset:second.offset + second.size] != b"\xa5" * second.size, cname
+
+
+@pytest.mark.parametrize("cname", sorted(_INITS))
+def test_library_init_zeroes_a_newer_callers_tail(cname):
+    # A struct longer than the library's (a newer header): the bytes past the
+    # library's struct, up to the given size, are zeroed, none after it touched.
+    import ctypes
+    size = ctypes.sizeof(_lib.STRUCTS[cname])
+    room = ctypes.create_string_buffer(b"\xa5" * (size + 96), size + 96)
+    _INITS[cname](ctypes.cast(room, ctypes.POINTER(_lib.STRUCTS[cname])), size + 32)
+    assert ctypes.c_size_t.from_buffer(room).value == size + 32
+    assert room.raw[size:size + 32] == bytes(32), cname
+    assert room.raw[size + 32:] == b"\xa5" * 64, cname
+
+
+def test_library_init_refuses_a_size_without_struct_size():
+    import ctypes
+    room = ctypes.create_string_buffer(b"\xa5" * 64, 64)
+    with pytest.raises(_lib.EelsvaeError) as err:
+        _lib.lib.eelsvae_pca_options_init_sized(ctypes.cast(room, ctypes.POINTER(_lib.PcaOptions)), 4)
+    assert err.value.status == _lib.Status.INVALID_ARGUMENT and "struct_size" in err.value.message
+    assert room.raw == b"\xa5" * 64

@@ -1,0 +1,560 @@
+/* The options structs across library versions: a program compiled against an
+ * older, shorter struct (simulated here by a prefix of the current one, with
+ * canary bytes right after it) must have only its own bytes written by the
+ * _init_sized()/_get_sized() functions and by eelsvae_model_estimate_memory(),
+ * and its short struct must work in the consuming function, the fields it
+ * lacks taking their defaults: the result is bit-identical to that of the
+ * full struct with the same values. */
+#include <stdalign.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define CANARY 0xA5
+#define GUARD 64
+
+/* An old caller's struct followed directly by canary bytes. */
+#define GUARDED(T)                                                                                               \
+    struct {                                                                                                     \
+        T opt;                                                                                                   \
+        unsigned char canary[GUARD];                                                                             \
+    }
+
+static void assert_canary(const unsigned char *bytes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (bytes[i] != CANARY) fail_msg("byte %zu past the caller's struct was overwritten (0x%02x)", i, bytes[i]);
+}
+
+static void assert_message_names(const char *word)
+{
+    if (!strstr(eelsvae_last_error(), word))
+        fail_msg("message \"%s\" does not name %s", eelsvae_last_error(), word);
+}
+
+/* ---- the old callers' structs: prefixes of today's, field for field ----------- */
+
+typedef struct old_preprocess {
+    size_t struct_size;
+    double sigma[3];
+    double percentile_lo;
+    double percentile_hi;
+} old_preprocess;
+_Static_assert(sizeof(old_preprocess) == offsetof(eelsvae_preprocess_options, use_fixed_scaling), "prefix");
+_Static_assert(offsetof(old_preprocess, percentile_hi) == offsetof(eelsvae_preprocess_options, percentile_hi), "");
+
+typedef struct old_synth {
+    size_t struct_size;
+    size_t ny;
+    size_t nx;
+    double energy_start;
+    double energy_end;
+    double dispersion;
+    uint64_t seed;
+} old_synth;
+_Static_assert(sizeof(old_synth) == offsetof(eelsvae_synth_options, dose), "prefix");
+_Static_assert(offsetof(old_synth, seed) == offsetof(eelsvae_synth_options, seed), "");
+
+typedef struct old_pca {
+    size_t struct_size;
+    size_t components;
+} old_pca;
+_Static_assert(sizeof(old_pca) == offsetof(eelsvae_pca_options, center), "prefix");
+
+typedef struct old_scorer {
+    size_t struct_size;
+    eelsvae_score_kind kind;
+} old_scorer;
+_Static_assert(sizeof(old_scorer) == offsetof(eelsvae_scorer_options, window_lo), "prefix");
+_Static_assert(offsetof(old_scorer, kind) == offsetof(eelsvae_scorer_options, kind), "");
+
+typedef struct old_model {
+    size_t struct_size;
+    size_t tile;
+    size_t energy_channels;
+    double energy_start;
+} old_model;
+_Static_assert(sizeof(old_model) == offsetof(eelsvae_model_options, conv_layers), "prefix");
+_Static_assert(offsetof(old_model, energy_start) == offsetof(eelsvae_model_options, energy_start), "");
+
+typedef struct old_train {
+    size_t struct_size;
+    size_t epochs;
+    size_t batch;
+} old_train;
+_Static_assert(sizeof(old_train) == offsetof(eelsvae_train_options, learning_rate), "prefix");
+
+typedef struct old_estimate {
+    size_t struct_size;
+    size_t parameters;
+    size_t parameter_bytes;
+} old_estimate;
+_Static_assert(sizeof(old_estimate) == offsetof(eelsvae_memory_estimate, gradient_bytes), "prefix");
+
+/* ---- fixtures -------------------------------------------------------------- */
+
+/* Raw counts from 500 to 760 eV at 2 eV per channel: every default edge
+ * (O K 532 eV, Fe L3/L2 709.5/722.5 eV) and the 690–730 eV window on axis. */
+static eelsvae_cube *small_si(uint64_t seed)
+{
+    eelsvae_synth_options s;
+    assert_ok(eelsvae_synth_options_init(&s));
+    s.ny = 6;
+    s.nx = 6;
+    s.energy_start = 500.0;
+    s.energy_end = 760.0;
+    s.dispersion = 2.0;
+    s.seed = seed;
+    eelsvae_cube *c = NULL;
+    assert_ok(eelsvae_synth_generate(&s, &c, NULL));
+    return c;
+}
+
+static void assert_same_cubes(eelsvae_cube *a, eelsvae_cube *b)
+{
+    size_t ny = 0, nx = 0, ne = 0, my = 0, mx = 0, me = 0;
+    eelsvae_cube_shape(a, &ny, &nx, &ne);
+    eelsvae_cube_shape(b, &my, &mx, &me);
+    assert_true(ny == my && nx == mx && ne == me);
+    assert_memory_equal(eelsvae_cube_data(a), eelsvae_cube_data(b), ny * nx * ne * sizeof(float));
+}
+
+/* The tiny architecture of test_model.c: T = 8, 32 channels from 695 eV. */
+static void tiny_arch(eelsvae_model_options *o)
+{
+    assert_ok(eelsvae_model_options_init(o, EELSVAE_PRESET_FAST));
+    o->tile = 8;
+    o->energy_channels = 32;
+    o->energy_start = 695.0;
+    o->conv_layers = 3;
+    const eelsvae_conv_spec layers[3] = {
+        {2, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}},
+        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
+    };
+    memset(o->conv, 0, sizeof o->conv);
+    memcpy(o->conv, layers, sizeof layers);
+    o->hidden = 8;
+    o->latent = 4;
+}
+
+static eelsvae_model *tiny_model(uint64_t seed)
+{
+    eelsvae_model_options o;
+    tiny_arch(&o);
+    eelsvae_model *m = NULL;
+    assert_ok(eelsvae_model_create(&o, seed, &m));
+    return m;
+}
+
+/* 24 × 24 pixels, 686 … 737 eV at 1 eV: the tiny model's channels fit. */
+static eelsvae_cube *train_cube(uint64_t seed)
+{
+    eelsvae_synth_options s;
+    assert_ok(eelsvae_synth_options_init(&s));
+    s.ny = 24;
+    s.nx = 24;
+    s.energy_start = 686.0;
+    s.energy_end = 737.0;
+    s.dispersion = 1.0;
+    s.o_edge = 690.0;
+    s.seed = seed;
+    eelsvae_cube *c = NULL;
+    assert_ok(eelsvae_synth_generate(&s, &c, NULL));
+    return c;
+}
+
+/* ---- each init with an old caller's size ------------------------------------ */
+
+static void test_preprocess(void **state)
+{
+    (void)state;
+    GUARDED(old_preprocess) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_preprocess_options *as_new = (eelsvae_preprocess_options *)(void *)&box.opt;
+    assert_ok(eelsvae_preprocess_options_init_sized(as_new, EELSVAE_PRESET_PAPER, sizeof box.opt));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    /* the paper's chain (cube.h): σ = 0.5 on every axis, percentiles 1 and 99 */
+    for (int a = 0; a < 3; a++) assert_true(box.opt.sigma[a] == 0.5);
+    assert_true(box.opt.percentile_lo == 1.0 && box.opt.percentile_hi == 99.0);
+
+    /* The old struct with one field changed against the full one with the same. */
+    box.opt.percentile_hi = 95.0;
+    eelsvae_preprocess_options full;
+    assert_ok(eelsvae_preprocess_options_init(&full, EELSVAE_PRESET_PAPER));
+    full.percentile_hi = 95.0;
+    eelsvae_cube *a = small_si(3), *b = small_si(3), *c = small_si(3);
+    double lo_a = 0, hi_a = 0, lo_b = 0, hi_b = 0, lo_c = 0, hi_c = 0;
+    assert_ok(eelsvae_cube_preprocess(a, as_new, &lo_a, &hi_a));
+    assert_ok(eelsvae_cube_preprocess(b, &full, &lo_b, &hi_b));
+    assert_true(lo_a == lo_b && hi_a == hi_b);
+    assert_same_cubes(a, b);
+    /* and the field the old caller set was read: the 99th percentile is higher */
+    full.percentile_hi = 99.0;
+    assert_ok(eelsvae_cube_preprocess(c, &full, &lo_c, &hi_c));
+    assert_true(hi_c > hi_a);
+    assert_canary(box.canary, GUARD);
+    eelsvae_cube_free(a);
+    eelsvae_cube_free(b);
+    eelsvae_cube_free(c);
+}
+
+static void test_synth(void **state)
+{
+    (void)state;
+    GUARDED(old_synth) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_synth_options *as_new = (eelsvae_synth_options *)(void *)&box.opt;
+    assert_ok(eelsvae_synth_options_init_sized(as_new, sizeof box.opt));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    /* the documented defaults (cube.h) */
+    assert_int_equal(box.opt.ny, 192);
+    assert_int_equal(box.opt.nx, 192);
+    assert_true(box.opt.energy_start == 420.0 && box.opt.energy_end == 820.0 && box.opt.dispersion == 0.3);
+    assert_int_equal(box.opt.seed, 1);
+
+    /* small_si() sets the same fields on a full struct: the same bits. */
+    box.opt.ny = 6;
+    box.opt.nx = 6;
+    box.opt.energy_start = 500.0;
+    box.opt.energy_end = 760.0;
+    box.opt.dispersion = 2.0;
+    box.opt.seed = 9;
+    eelsvae_cube *old_counts = NULL;
+    assert_ok(eelsvae_synth_generate(as_new, &old_counts, NULL));
+    eelsvae_cube *new_counts = small_si(9);
+    assert_same_cubes(old_counts, new_counts);
+    assert_canary(box.canary, GUARD);
+    eelsvae_cube_free(old_counts);
+    eelsvae_cube_free(new_counts);
+}
+
+static void test_pca(void **state)
+{
+    (void)state;
+    GUARDED(old_pca) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_pca_options *as_new = (eelsvae_pca_options *)(void *)&box.opt;
+    assert_ok(eelsvae_pca_options_init_sized(as_new, sizeof box.opt));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    assert_int_equal(box.opt.components, 4); /* pca.h's default */
+
+    box.opt.components = 2;
+    eelsvae_pca_options full;
+    assert_ok(eelsvae_pca_options_init(&full));
+    full.components = 2;
+    eelsvae_cube *cube = tu_random_cube(6, 6, 20, 17);
+    eelsvae_pca *a = NULL, *b = NULL;
+    assert_ok(eelsvae_pca_fit(cube, as_new, &a));
+    assert_ok(eelsvae_pca_fit(cube, &full, &b));
+    size_t ka = 0, nea = 0, kb = 0, neb = 0;
+    eelsvae_pca_shape(a, &ka, &nea);
+    eelsvae_pca_shape(b, &kb, &neb);
+    assert_int_equal(ka, 2);
+    assert_true(kb == 2 && nea == 20 && neb == 20);
+    assert_memory_equal(eelsvae_pca_components(a), eelsvae_pca_components(b), 2 * 20 * sizeof(float));
+    double ra[2] = {0, 0}, rb[2] = {0, 0};
+    assert_ok(eelsvae_pca_explained_variance_ratio(a, ra, 2));
+    assert_ok(eelsvae_pca_explained_variance_ratio(b, rb, 2));
+    assert_memory_equal(ra, rb, sizeof ra);
+    assert_canary(box.canary, GUARD);
+    eelsvae_pca_free(a);
+    eelsvae_pca_free(b);
+    eelsvae_cube_free(cube);
+}
+
+static void test_scorer(void **state)
+{
+    (void)state;
+    GUARDED(old_scorer) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_scorer_options *as_new = (eelsvae_scorer_options *)(void *)&box.opt;
+    assert_ok(eelsvae_scorer_options_init_sized(as_new, sizeof box.opt));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    assert_int_equal(box.opt.kind, EELSVAE_SCORE_PCC); /* score.h's default */
+
+    /* MSE over the default window (690–730 eV), which the old struct lacks */
+    box.opt.kind = EELSVAE_SCORE_MSE;
+    eelsvae_scorer_options full;
+    assert_ok(eelsvae_scorer_options_init(&full));
+    full.kind = EELSVAE_SCORE_MSE;
+    eelsvae_scorer *a = NULL, *b = NULL;
+    assert_ok(eelsvae_scorer_create(as_new, &a));
+    assert_ok(eelsvae_scorer_create(&full, &b));
+    assert_int_equal(eelsvae_scorer_direction(a), EELSVAE_ANOMALOUS_ABOVE);
+    eelsvae_cube *x = small_si(4), *y = small_si(5);
+    float sa[36], sb[36];
+    assert_ok(eelsvae_scorer_score(a, x, y, sa, 36, NULL));
+    assert_ok(eelsvae_scorer_score(b, x, y, sb, 36, NULL));
+    assert_memory_equal(sa, sb, sizeof sa);
+    assert_true(sa[0] > 0.0f); /* two different noisy SIs */
+    assert_canary(box.canary, GUARD);
+    eelsvae_scorer_free(a);
+    eelsvae_scorer_free(b);
+    eelsvae_cube_free(x);
+    eelsvae_cube_free(y);
+}
+
+static void test_model_options(void **state)
+{
+    (void)state;
+    GUARDED(old_model) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_model_options *as_new = (eelsvae_model_options *)(void *)&box.opt;
+    assert_ok(eelsvae_model_options_init_sized(as_new, EELSVAE_PRESET_PAPER, sizeof box.opt));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    /* the paper's (model.h): T = 24, E = 1312 from 420 eV */
+    assert_int_equal(box.opt.tile, 24);
+    assert_int_equal(box.opt.energy_channels, 1312);
+    assert_true(box.opt.energy_start == 420.0);
+
+    /* The consumer fills what the old struct lacks with the paper preset's. */
+    eelsvae_model_options full;
+    assert_ok(eelsvae_model_options_init(&full, EELSVAE_PRESET_PAPER));
+    eelsvae_memory_estimate ea, eb;
+    memset(&ea, 0, sizeof ea);
+    memset(&eb, 0, sizeof eb);
+    ea.struct_size = sizeof ea;
+    eb.struct_size = sizeof eb;
+    assert_ok(eelsvae_model_estimate_memory(as_new, 4, &ea));
+    assert_ok(eelsvae_model_estimate_memory(&full, 4, &eb));
+    assert_memory_equal(&ea, &eb, sizeof ea);
+    assert_true(ea.parameters > 0 && ea.total_bytes > ea.parameter_bytes);
+    assert_canary(box.canary, GUARD);
+}
+
+static void test_model_options_get(void **state)
+{
+    (void)state;
+    eelsvae_model *m = tiny_model(1);
+    GUARDED(old_model) box;
+    memset(&box, CANARY, sizeof box);
+    assert_ok(eelsvae_model_options_get_sized(m, (eelsvae_model_options *)(void *)&box.opt, sizeof box.opt));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    assert_int_equal(box.opt.tile, 8);
+    assert_int_equal(box.opt.energy_channels, 32);
+    assert_true(box.opt.energy_start == 695.0);
+
+    /* The macro: the whole struct, struct_size the caller's sizeof. */
+    eelsvae_model_options got, want;
+    memset(&got, CANARY, sizeof got);
+    assert_ok(eelsvae_model_options_get(m, &got));
+    tiny_arch(&want);
+    assert_int_equal(got.struct_size, sizeof got);
+    assert_true(got.conv_layers == 3 && got.hidden == 8 && got.latent == 4 && got.beta == want.beta);
+    assert_memory_equal(got.conv, want.conv, sizeof got.conv);
+    eelsvae_model_free(m);
+}
+
+static void test_train_options(void **state)
+{
+    (void)state;
+    GUARDED(old_train) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_train_options *as_new = (eelsvae_train_options *)(void *)&box.opt;
+    assert_ok(eelsvae_train_options_init_sized(as_new, EELSVAE_PRESET_PAPER, sizeof box.opt));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    assert_int_equal(box.opt.epochs, 60); /* model.h: the paper's 60 epochs, batch 4 */
+    assert_int_equal(box.opt.batch, 4);
+
+    /* One epoch of the old struct against the full paper preset with the same. */
+    box.opt.epochs = 1;
+    eelsvae_train_options full;
+    assert_ok(eelsvae_train_options_init(&full, EELSVAE_PRESET_PAPER));
+    full.epochs = 1;
+    eelsvae_cube *cube = train_cube(11);
+    const eelsvae_cube *cubes[1] = {cube};
+    eelsvae_model *a = tiny_model(5), *b = tiny_model(5);
+    assert_ok(eelsvae_model_train(a, cubes, NULL, 1, as_new));
+    assert_ok(eelsvae_model_train(b, cubes, NULL, 1, &full));
+    eelsvae_cube *pa = NULL, *pb = NULL;
+    assert_ok(eelsvae_model_prepare(a, cube, &pa));
+    assert_ok(eelsvae_model_prepare(b, cube, &pb));
+    assert_same_cubes(pa, pb);
+    /* 24 × 24 pixels in 8 × 8 tiles: 9 tiles of 4 latent values */
+    float mu_a[36], mu_b[36], lv_a[36], lv_b[36];
+    assert_ok(eelsvae_model_encode(a, pa, mu_a, lv_a, 36));
+    assert_ok(eelsvae_model_encode(b, pb, mu_b, lv_b, 36));
+    assert_memory_equal(mu_a, mu_b, sizeof mu_a);
+    assert_memory_equal(lv_a, lv_b, sizeof lv_a);
+    /* training moved the weights: an untrained twin encodes differently */
+    eelsvae_model *fresh = tiny_model(5);
+    float mu_f[36];
+    assert_ok(eelsvae_model_encode(fresh, pa, mu_f, NULL, 36));
+    assert_true(memcmp(mu_f, mu_a, sizeof mu_f) != 0);
+    assert_canary(box.canary, GUARD);
+    eelsvae_model_free(fresh);
+    eelsvae_model_free(a);
+    eelsvae_model_free(b);
+    eelsvae_cube_free(pa);
+    eelsvae_cube_free(pb);
+    eelsvae_cube_free(cube);
+}
+
+/* ---- the memory estimate: only the fields within the caller's struct_size ---- */
+
+static void test_memory_estimate(void **state)
+{
+    (void)state;
+    eelsvae_model_options arch;
+    tiny_arch(&arch);
+    eelsvae_memory_estimate full;
+    memset(&full, 0, sizeof full);
+    full.struct_size = sizeof full;
+    assert_ok(eelsvae_model_estimate_memory(&arch, 2, &full));
+
+    GUARDED(old_estimate) box;
+    memset(&box, CANARY, sizeof box);
+    box.opt.struct_size = sizeof box.opt;
+    assert_ok(eelsvae_model_estimate_memory(&arch, 2, (eelsvae_memory_estimate *)(void *)&box.opt));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    assert_int_equal(box.opt.parameters, full.parameters);
+    assert_int_equal(box.opt.parameter_bytes, full.parameters * sizeof(float));
+
+    /* A size ending inside a field: that field is not written at all. */
+    alignas(max_align_t) unsigned char raw[sizeof(eelsvae_memory_estimate) + GUARD];
+    memset(raw, CANARY, sizeof raw);
+    size_t odd = offsetof(eelsvae_memory_estimate, gradient_bytes) + 3;
+    memcpy(raw, &odd, sizeof odd);
+    assert_ok(eelsvae_model_estimate_memory(&arch, 2, (eelsvae_memory_estimate *)(void *)raw));
+    size_t parameter_bytes = 0, kept = 0;
+    memcpy(&parameter_bytes, raw + offsetof(eelsvae_memory_estimate, parameter_bytes), sizeof parameter_bytes);
+    memcpy(&kept, raw, sizeof kept);
+    assert_int_equal(parameter_bytes, full.parameter_bytes);
+    assert_int_equal(kept, odd);
+    assert_canary(raw + offsetof(eelsvae_memory_estimate, gradient_bytes),
+                  sizeof raw - offsetof(eelsvae_memory_estimate, gradient_bytes));
+}
+
+/* ---- every _sized function: too small a size, and a newer, longer struct ---- */
+
+typedef struct sized_fn {
+    const char *name;
+    size_t library_size;
+    eelsvae_status (*fill)(void *opt, size_t size);
+} sized_fn;
+
+static eelsvae_model *shared_model;
+
+static eelsvae_status fill_preprocess(void *o, size_t n)
+{
+    return eelsvae_preprocess_options_init_sized(o, EELSVAE_PRESET_FAST, n);
+}
+static eelsvae_status fill_synth(void *o, size_t n)
+{
+    return eelsvae_synth_options_init_sized(o, n);
+}
+static eelsvae_status fill_pca(void *o, size_t n)
+{
+    return eelsvae_pca_options_init_sized(o, n);
+}
+static eelsvae_status fill_scorer(void *o, size_t n)
+{
+    return eelsvae_scorer_options_init_sized(o, n);
+}
+static eelsvae_status fill_model(void *o, size_t n)
+{
+    return eelsvae_model_options_init_sized(o, EELSVAE_PRESET_FAST, n);
+}
+static eelsvae_status fill_train(void *o, size_t n)
+{
+    return eelsvae_train_options_init_sized(o, EELSVAE_PRESET_FAST, n);
+}
+static eelsvae_status fill_model_get(void *o, size_t n)
+{
+    return eelsvae_model_options_get_sized(shared_model, o, n);
+}
+
+static const sized_fn sized_fns[] = {
+    {"preprocess", sizeof(eelsvae_preprocess_options), fill_preprocess},
+    {"synth", sizeof(eelsvae_synth_options), fill_synth},
+    {"pca", sizeof(eelsvae_pca_options), fill_pca},
+    {"scorer", sizeof(eelsvae_scorer_options), fill_scorer},
+    {"model", sizeof(eelsvae_model_options), fill_model},
+    {"train", sizeof(eelsvae_train_options), fill_train},
+    {"model get", sizeof(eelsvae_model_options), fill_model_get},
+};
+
+#define MAX_LIBRARY_SIZE 1024
+#define EXTRA 24
+
+static void test_size_too_small(void **state)
+{
+    (void)state;
+    shared_model = tiny_model(2);
+    for (size_t f = 0; f < sizeof sized_fns / sizeof sized_fns[0]; f++) {
+        const size_t sizes[3] = {0, 4, sizeof(size_t) - 1};
+        for (size_t i = 0; i < 3; i++) {
+            alignas(max_align_t) unsigned char raw[GUARD];
+            memset(raw, CANARY, sizeof raw);
+            assert_status(sized_fns[f].fill(raw, sizes[i]), EELSVAE_ERR_INVALID_ARGUMENT);
+            assert_message_names("struct_size");
+            assert_canary(raw, sizeof raw);
+        }
+        /* NULL is refused with any size */
+        assert_status(sized_fns[f].fill(NULL, sized_fns[f].library_size), EELSVAE_ERR_INVALID_ARGUMENT);
+        /* exactly the struct_size field: that alone is written */
+        alignas(max_align_t) unsigned char raw[GUARD];
+        memset(raw, CANARY, sizeof raw);
+        assert_ok(sized_fns[f].fill(raw, sizeof(size_t)));
+        size_t written = 0;
+        memcpy(&written, raw, sizeof written);
+        assert_int_equal(written, sizeof(size_t));
+        assert_canary(raw + sizeof(size_t), sizeof raw - sizeof(size_t));
+    }
+    eelsvae_model_free(shared_model);
+    shared_model = NULL;
+}
+
+static void test_newer_longer_struct(void **state)
+{
+    (void)state;
+    shared_model = tiny_model(2);
+    for (size_t f = 0; f < sizeof sized_fns / sizeof sized_fns[0]; f++) {
+        size_t n = sized_fns[f].library_size;
+        assert_true(n + EXTRA + GUARD <= MAX_LIBRARY_SIZE);
+        alignas(max_align_t) unsigned char exact[MAX_LIBRARY_SIZE], longer[MAX_LIBRARY_SIZE];
+        memset(exact, CANARY, sizeof exact);
+        memset(longer, CANARY, sizeof longer);
+        assert_ok(sized_fns[f].fill(exact, n));
+        assert_ok(sized_fns[f].fill(longer, n + EXTRA));
+        size_t written = 0;
+        memcpy(&written, longer, sizeof written);
+        assert_int_equal(written, n + EXTRA);
+        /* the library's fields as for its own size, the unknown tail zeroed, nothing after */
+        assert_memory_equal(exact + sizeof(size_t), longer + sizeof(size_t), n - sizeof(size_t));
+        for (size_t i = n; i < n + EXTRA; i++)
+            if (longer[i] != 0) fail_msg("%s: byte %zu of the newer caller's tail is not zeroed", sized_fns[f].name, i);
+        assert_canary(longer + n + EXTRA, sizeof longer - n - EXTRA);
+        assert_canary(exact + n, sizeof exact - n);
+    }
+    eelsvae_model_free(shared_model);
+    shared_model = NULL;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_preprocess),
+        cmocka_unit_test(test_synth),
+        cmocka_unit_test(test_pca),
+        cmocka_unit_test(test_scorer),
+        cmocka_unit_test(test_model_options),
+        cmocka_unit_test(test_model_options_get),
+        cmocka_unit_test(test_train_options),
+        cmocka_unit_test(test_memory_estimate),
+        cmocka_unit_test(test_size_too_small),
+        cmocka_unit_test(test_newer_longer_struct),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
