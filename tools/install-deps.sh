@@ -3,13 +3,17 @@
 #   tools/install-deps.sh            build + test dependencies (HyperSpy is the
 #                                    oracle of the file-format tests)
 #   tools/install-deps.sh --bench    also the speed peer PyTorch
+#   tools/install-deps.sh --fuzz     also clang's libFuzzer (fuzz/run.sh)
 set -euo pipefail
 
-packages=(gcc g++ meson ninja-build pkg-config libfftw3-dev libopenblas-dev liblapacke-dev
+packages=(gcc g++ meson ninja-build pkg-config libfftw3-dev libopenblas-dev liblapacke-dev valgrind abigail-tools
           libcmocka-dev libpng-dev libhdf5-dev doxygen python3-numpy python3-scipy python3-sklearn
           python3-pytest python3-hyperspy)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch)
+fi
+if [[ "${1:-}" == "--fuzz" ]]; then
+  packages+=(clang libclang-rt-14-dev)
 fi
 
 missing=()

@@ -44,6 +44,16 @@ for module in numpy pytest; do
     fi
 done
 
+# A library built with -Db_sanitize=address,undefined needs the sanitizer
+# runtimes loaded first into the (uninstrumented) interpreter; leak checking
+# is off because CPython's own allocations would be reported.
+if ldd "$library" 2>/dev/null | grep -q 'libasan'; then
+    preload=$(ldd "$library" | awk '/libasan|libubsan/ {print $3}' | tr '\n' ' ')
+    LD_PRELOAD="$preload${LD_PRELOAD:+ $LD_PRELOAD}"
+    ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
+    export LD_PRELOAD ASAN_OPTIONS
+fi
+
 EELSVAE_LIBRARY=$library
 EELSVAE_SOURCE_DIR=${EELSVAE_SOURCE_DIR:-$(cd "$here/../.." && pwd)}
 PYTHONPATH=$here${PYTHONPATH:+:$PYTHONPATH}
