@@ -121,51 +121,6 @@ static void assert_same_cubes(eelsvae_cube *a, eelsvae_cube *b)
     assert_memory_equal(eelsvae_cube_data(a), eelsvae_cube_data(b), ny * nx * ne * sizeof(float));
 }
 
-/* The tiny architecture of test_model.c: T = 8, 32 channels from 695 eV. */
-static void tiny_arch(eelsvae_model_options *o)
-{
-    assert_ok(eelsvae_model_options_init(o, EELSVAE_PRESET_FAST));
-    o->tile = 8;
-    o->energy_channels = 32;
-    o->energy_start = 695.0;
-    o->conv_layers = 3;
-    const eelsvae_conv_spec layers[3] = {
-        {2, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-    };
-    memset(o->conv, 0, sizeof o->conv);
-    memcpy(o->conv, layers, sizeof layers);
-    o->hidden = 8;
-    o->latent = 4;
-}
-
-static eelsvae_model *tiny_model(uint64_t seed)
-{
-    eelsvae_model_options o;
-    tiny_arch(&o);
-    eelsvae_model *m = NULL;
-    assert_ok(eelsvae_model_create(&o, seed, &m));
-    return m;
-}
-
-/* 24 × 24 pixels, 686 … 737 eV at 1 eV: the tiny model's channels fit. */
-static eelsvae_cube *train_cube(uint64_t seed)
-{
-    eelsvae_synth_options s;
-    assert_ok(eelsvae_synth_options_init(&s));
-    s.ny = 24;
-    s.nx = 24;
-    s.energy_start = 686.0;
-    s.energy_end = 737.0;
-    s.dispersion = 1.0;
-    s.o_edge = 690.0;
-    s.seed = seed;
-    eelsvae_cube *c = NULL;
-    assert_ok(eelsvae_synth_generate(&s, &c, NULL));
-    return c;
-}
-
 /* ---- each init with an old caller's size ------------------------------------ */
 
 static void test_preprocess(void **state)
@@ -333,7 +288,7 @@ static void test_model_options(void **state)
 static void test_model_options_get(void **state)
 {
     (void)state;
-    eelsvae_model *m = tiny_model(1);
+    eelsvae_model *m = tu_tiny_model(1);
     GUARDED(old_model) box;
     memset(&box, CANARY, sizeof box);
     assert_ok(eelsvae_model_options_get_sized(m, (eelsvae_model_options *)(void *)&box.opt, sizeof box.opt));
@@ -347,7 +302,7 @@ static void test_model_options_get(void **state)
     eelsvae_model_options got, want;
     memset(&got, CANARY, sizeof got);
     assert_ok(eelsvae_model_options_get(m, &got));
-    tiny_arch(&want);
+    assert_ok(tu_tiny_model_options(&want));
     assert_int_equal(got.struct_size, sizeof got);
     assert_true(got.conv_layers == 3 && got.hidden == 8 && got.latent == 4 && got.beta == want.beta);
     assert_memory_equal(got.conv, want.conv, sizeof got.conv);
@@ -371,9 +326,9 @@ static void test_train_options(void **state)
     eelsvae_train_options full;
     assert_ok(eelsvae_train_options_init(&full, EELSVAE_PRESET_PAPER));
     full.epochs = 1;
-    eelsvae_cube *cube = train_cube(11);
+    eelsvae_cube *cube = tu_tiny_train_cube(24, 11);
     const eelsvae_cube *cubes[1] = {cube};
-    eelsvae_model *a = tiny_model(5), *b = tiny_model(5);
+    eelsvae_model *a = tu_tiny_model(5), *b = tu_tiny_model(5);
     assert_ok(eelsvae_model_train(a, cubes, NULL, 1, as_new));
     assert_ok(eelsvae_model_train(b, cubes, NULL, 1, &full));
     eelsvae_cube *pa = NULL, *pb = NULL;
@@ -387,7 +342,7 @@ static void test_train_options(void **state)
     assert_memory_equal(mu_a, mu_b, sizeof mu_a);
     assert_memory_equal(lv_a, lv_b, sizeof lv_a);
     /* training moved the weights: an untrained twin encodes differently */
-    eelsvae_model *fresh = tiny_model(5);
+    eelsvae_model *fresh = tu_tiny_model(5);
     float mu_f[36];
     assert_ok(eelsvae_model_encode(fresh, pa, mu_f, NULL, 36));
     assert_true(memcmp(mu_f, mu_a, sizeof mu_f) != 0);
@@ -406,7 +361,7 @@ static void test_memory_estimate(void **state)
 {
     (void)state;
     eelsvae_model_options arch;
-    tiny_arch(&arch);
+    assert_ok(tu_tiny_model_options(&arch));
     eelsvae_memory_estimate full;
     memset(&full, 0, sizeof full);
     full.struct_size = sizeof full;
@@ -491,7 +446,7 @@ static const sized_fn sized_fns[] = {
 static void test_size_too_small(void **state)
 {
     (void)state;
-    shared_model = tiny_model(2);
+    shared_model = tu_tiny_model(2);
     for (size_t f = 0; f < sizeof sized_fns / sizeof sized_fns[0]; f++) {
         const size_t sizes[3] = {0, 4, sizeof(size_t) - 1};
         for (size_t i = 0; i < 3; i++) {
@@ -519,7 +474,7 @@ static void test_size_too_small(void **state)
 static void test_newer_longer_struct(void **state)
 {
     (void)state;
-    shared_model = tiny_model(2);
+    shared_model = tu_tiny_model(2);
     for (size_t f = 0; f < sizeof sized_fns / sizeof sized_fns[0]; f++) {
         size_t n = sized_fns[f].library_size;
         assert_true(n + EXTRA + GUARD <= MAX_LIBRARY_SIZE);

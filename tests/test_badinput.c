@@ -36,17 +36,6 @@
 #include "core/core.h"        /* evae_fail, to clear the message before each case */
 #include "nn/model_private.h" /* the parameter block, to check a failed call left it alone */
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifndef UNDER_ASAN
-#define UNDER_ASAN 0
-#endif
-
 /* ---- helpers ---------------------------------------------------------------------- */
 
 /* Fail unless the message holds every one of the NULL-terminated needles.
@@ -176,41 +165,6 @@ static char *join(char *buf, size_t size, const char *dir, const char *name)
     return buf;
 }
 
-/* ---- the tiny model (as in test_model.c) ------------------------------------------------ */
-
-#define T 8
-#define E 32
-#define E_START 695.0
-
-static void tiny_arch(eelsvae_model_options *o)
-{
-    assert_ok(eelsvae_model_options_init(o, EELSVAE_PRESET_FAST));
-    o->tile = T;
-    o->energy_channels = E;
-    o->energy_start = E_START;
-    o->conv_layers = 3;
-    const eelsvae_conv_spec layers[3] = {
-        {2, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-    };
-    memset(o->conv, 0, sizeof o->conv);
-    memcpy(o->conv, layers, sizeof layers);
-    o->hidden = 8;
-    o->latent = 4;
-    o->beta = 1.2;
-    o->loss = EELSVAE_LOSS_BERNOULLI;
-}
-
-static eelsvae_model *tiny_model(uint64_t seed)
-{
-    eelsvae_model_options o;
-    tiny_arch(&o);
-    eelsvae_model *m = NULL;
-    assert_ok(eelsvae_model_create(&o, seed, &m));
-    return m;
-}
-
 /* A synthetic SI of ny × ny pixels on e0 … e1 eV at `dispersion` eV per channel. */
 static eelsvae_cube *synth(size_t ny, double e0, double e1, double dispersion)
 {
@@ -274,7 +228,7 @@ static int group_setup(void **state)
     (void)state;
     eelsvae_set_threads(1);
     fx.train_cube = synth(16, 686.0, 737.0, 1.0);
-    fx.model = tiny_model(5);
+    fx.model = tu_tiny_model(5);
     return train_on(fx.model, fx.train_cube) == EELSVAE_OK ? 0 : -1;
 }
 
@@ -432,7 +386,7 @@ static void test_nonfinite_model_input(void **state)
     eelsvae_cube_shape(c, NULL, NULL, &ne);
     /* 686 eV (channel 0) lies before the model's range: harmless. */
     d[(5 * 16 + 6) * ne + 0] = NAN;
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     assert_ok(train_on(m, c));
     eelsvae_cube *prepared = NULL;
     assert_ok(eelsvae_model_prepare(m, c, &prepared));
@@ -443,7 +397,7 @@ static void test_nonfinite_model_input(void **state)
     /* 700 eV (channel 14) is taken, as the model's channel 5: the message
      * gives the energy, which means the same in both numberings. */
     d[(2 * 16 + 3) * ne + 14] = INFINITY;
-    m = tiny_model(5);
+    m = tu_tiny_model(5);
     float *before = params_copy(m);
     assert_fails(train_on(m, c), EELSVAE_ERR_NUMERIC, "cube 0", "y 2, x 3", "700 eV");
     assert_params_unchanged(m, before);
@@ -622,7 +576,7 @@ static void test_constant_cube(void **state)
     /* A constant training cube cannot be scaled: the model stays untouched. */
     eelsvae_cube *flat = filled_cube(16, 16, 52, 50.0f);
     assert_ok(eelsvae_cube_set_axis(flat, EELSVAE_AXIS_E, 686.0, 1.0, "eV"));
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     float *before = params_copy(m);
     assert_fails(train_on(m, flat), EELSVAE_ERR_NUMERIC, "constant");
     assert_params_unchanged(m, before);
@@ -813,16 +767,16 @@ static void test_overflowing_dimensions(void **state)
     uint8_t mask[4];
     assert_fails(eelsvae_disk_mask(SIZE_MAX, 3, 1, 1.0, 0.0, 1, mask, NULL), EELSVAE_ERR_OVERFLOW, "size_t");
     eelsvae_model_options mo;
-    tiny_arch(&mo);
+    assert_ok(tu_tiny_model_options(&mo));
     mo.tile = (size_t)1 << 40;
     eelsvae_memory_estimate est = {.struct_size = sizeof est};
     assert_fails(eelsvae_model_estimate_memory(&mo, 1, &est), EELSVAE_ERR_OVERFLOW, "tile");
-    tiny_arch(&mo);
+    assert_ok(tu_tiny_model_options(&mo));
     assert_fails(eelsvae_model_estimate_memory(&mo, SIZE_MAX, &est), EELSVAE_ERR_INVALID_ARGUMENT, "batch");
 
     /* Sizes that fit size_t but no memory: NOMEM, named. AddressSanitizer
      * treats an allocation this large as a bug in the caller and aborts. */
-    if (UNDER_ASAN) {
+    if (TU_UNDER_ASAN) {
         print_message("skipped the 4 PiB allocation: AddressSanitizer aborts on it\n");
     } else {
         assert_fails(eelsvae_cube_create((size_t)1 << 20, (size_t)1 << 20, (size_t)1 << 10, &c), EELSVAE_ERR_NOMEM,
@@ -865,7 +819,7 @@ static void test_tile_larger_than_cube(void **state)
     float mu[4];
     assert_fails(eelsvae_model_encode(fx.model, cropped, mu, NULL, 4), EELSVAE_ERR_DIMENSION, "6 × 6");
     eelsvae_cube_free(cropped);
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     float *before = params_copy(m);
     assert_fails(train_on(m, small), EELSVAE_ERR_DIMENSION, "no tile");
     assert_params_unchanged(m, before);

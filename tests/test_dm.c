@@ -254,14 +254,6 @@ static void dmw_finish(dmw *w)
     patch_be(w, 4, w->len, word(w));
 }
 
-static void write_file(const char *path, const void *data, size_t bytes)
-{
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, bytes, f), bytes);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* ---- images ----------------------------------------------------------------- */
 
 typedef struct test_image {
@@ -476,13 +468,29 @@ static void make_rich(dmw *w, int version, int little)
     dmw_finish(w);
 }
 
+/* A DM<version> file holding one image, written to tu_path(name) and loaded back. */
+static eelsvae_signal *load_single_image(const char *name, int version, int little, const test_image *im)
+{
+    dmw w;
+    dmw_begin(&w, version, little);
+    dmw_group(&w, "ImageList");
+    dmw_image(&w, im);
+    dmw_end(&w);
+    dmw_finish(&w);
+    tu_write_file(tu_path(name), w.buf, w.len);
+    free(w.buf);
+    eelsvae_signal *s = NULL;
+    assert_ok(eelsvae_signal_load(tu_path(name), &s));
+    return s;
+}
+
 static const char *write_rich(int version, int little, dmw *w)
 {
     make_rich(w, version, little);
     char name[64];
     snprintf(name, sizeof name, "rich_dm%d_%s.dm%d", version, little ? "le" : "be", version);
     const char *path = tu_path(name);
-    write_file(path, w->buf, w->len);
+    tu_write_file(path, w->buf, w->len);
     return path;
 }
 
@@ -623,19 +631,9 @@ static void test_synthetic_types(void **state)
             }
         for (int version = 3; version <= 4; version++) {
             for (int little = 0; little <= 1; little++) {
-                dmw w;
-                dmw_begin(&w, version, little);
-                dmw_group(&w, "ImageList");
                 test_image im = {.data_type = types[t].data_type, .ndim = 2, .dims = {3, 2},
                                  .elements = elements, .esize = esize, .name = "typed"};
-                dmw_image(&w, &im);
-                dmw_end(&w);
-                dmw_finish(&w);
-                const char *path = tu_path("typed.dm4");
-                write_file(path, w.buf, w.len);
-                free(w.buf);
-                eelsvae_signal *s = NULL;
-                assert_ok(eelsvae_signal_load(path, &s));
+                eelsvae_signal *s = load_single_image("typed.dm4", version, little, &im);
                 size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS];
                 eelsvae_dtype dtype = EELSVAE_DTYPE_INT8;
                 eelsvae_signal_shape(s, &ndim, shape, &dtype);
@@ -661,17 +659,8 @@ static void test_synthetic_dimensions(void **state)
     for (int i = 0; i < 120; i++) v[i] = i * 7 - 300;
     /* 4-D image, DM dims (x 2, y 3, z 4, w 5): C shape (5, 4, 3, 2), two signal axes. */
     {
-        dmw w;
-        dmw_begin(&w, 4, 1);
-        dmw_group(&w, "ImageList");
         test_image im = {.data_type = 7, .ndim = 4, .dims = {2, 3, 4, 5}, .elements = v, .esize = 4};
-        dmw_image(&w, &im);
-        dmw_end(&w);
-        dmw_finish(&w);
-        write_file(tu_path("four.dm4"), w.buf, w.len);
-        free(w.buf);
-        eelsvae_signal *s = NULL;
-        assert_ok(eelsvae_signal_load(tu_path("four.dm4"), &s));
+        eelsvae_signal *s = load_single_image("four.dm4", 4, 1, &im);
         size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS];
         eelsvae_signal_shape(s, &ndim, shape, NULL);
         assert_int_equal(ndim, 4);
@@ -686,18 +675,9 @@ static void test_synthetic_dimensions(void **state)
     }
     /* 4-D spectrum image, DM dims (x 2, y 3, E 4, t 5): file C order (t, E, y, x) → (t, y, x, E). */
     {
-        dmw w;
-        dmw_begin(&w, 3, 0);
-        dmw_group(&w, "ImageList");
         test_image im = {.data_type = 7, .ndim = 4, .dims = {2, 3, 4, 5}, .elements = v, .esize = 4,
                          .units = {"nm", "nm", "eV", "s"}, .format = "Spectrum image", .signal = "EELS"};
-        dmw_image(&w, &im);
-        dmw_end(&w);
-        dmw_finish(&w);
-        write_file(tu_path("four_si.dm3"), w.buf, w.len);
-        free(w.buf);
-        eelsvae_signal *s = NULL;
-        assert_ok(eelsvae_signal_load(tu_path("four_si.dm3"), &s));
+        eelsvae_signal *s = load_single_image("four_si.dm3", 3, 0, &im);
         size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS];
         eelsvae_signal_shape(s, &ndim, shape, NULL);
         assert_int_equal(ndim, 4);
@@ -722,18 +702,9 @@ static void test_synthetic_dimensions(void **state)
         for (size_t i = 0; i < sizeof file; i++) file[i] = (uint8_t)(i * 7 + 3);
         for (size_t k = 0; k < 5; k++) {
             size_t esize = (size_t)widths[k][1];
-            dmw w;
-            dmw_begin(&w, 4, 0);
-            dmw_group(&w, "ImageList");
             test_image im = {.data_type = widths[k][0], .ndim = 3, .dims = {2, 3, 4}, .elements = file,
                              .esize = esize, .format = "Spectrum image"};
-            dmw_image(&w, &im);
-            dmw_end(&w);
-            dmw_finish(&w);
-            write_file(tu_path("width.dm4"), w.buf, w.len);
-            free(w.buf);
-            eelsvae_signal *s = NULL;
-            assert_ok(eelsvae_signal_load(tu_path("width.dm4"), &s));
+            eelsvae_signal *s = load_single_image("width.dm4", 4, 0, &im);
             size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS];
             eelsvae_signal_shape(s, &ndim, shape, NULL);
             assert_true(ndim == 3 && shape[0] == 3 && shape[1] == 2 && shape[2] == 4);
@@ -748,18 +719,9 @@ static void test_synthetic_dimensions(void **state)
     }
     /* A 1 × 6 spectrum (DM dims 6, 1) squeezes to 1-D. */
     {
-        dmw w;
-        dmw_begin(&w, 3, 1);
-        dmw_group(&w, "ImageList");
         test_image im = {.data_type = 7, .ndim = 2, .dims = {6, 1}, .elements = v, .esize = 4,
                          .units = {"eV", ""}, .scale = {2, 1}, .format = "Spectrum", .signal = "EELS"};
-        dmw_image(&w, &im);
-        dmw_end(&w);
-        dmw_finish(&w);
-        write_file(tu_path("squeeze.dm3"), w.buf, w.len);
-        free(w.buf);
-        eelsvae_signal *s = NULL;
-        assert_ok(eelsvae_signal_load(tu_path("squeeze.dm3"), &s));
+        eelsvae_signal *s = load_single_image("squeeze.dm3", 3, 1, &im);
         size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS];
         eelsvae_signal_shape(s, &ndim, shape, NULL);
         assert_int_equal(ndim, 1);
@@ -776,18 +738,9 @@ static void test_synthetic_text(void **state)
     (void)state;
     static const uint16_t title[6] = {'H', 0xD83D, 0xDE00, 0xDC00, 0x00B5, '!'};
     float v[2] = {1, 2};
-    dmw w;
-    dmw_begin(&w, 3, 0);
-    dmw_group(&w, "ImageList");
     test_image im = {.data_type = 2, .ndim = 2, .dims = {1, 2}, .elements = v, .esize = 4,
                      .units = {"abcdefghijklmnopqrst", "µµµµµµµµµ"}, .name_units = title, .n_name_units = 6};
-    dmw_image(&w, &im);
-    dmw_end(&w);
-    dmw_finish(&w);
-    write_file(tu_path("text.dm3"), w.buf, w.len);
-    free(w.buf);
-    eelsvae_signal *s = NULL;
-    assert_ok(eelsvae_signal_load(tu_path("text.dm3"), &s));
+    eelsvae_signal *s = load_single_image("text.dm3", 3, 0, &im);
     /* U+1F600 from its pair, U+FFFD for the lone low surrogate. */
     assert_string_equal(meta(s, "title"), "H\xF0\x9F\x98\x80\xEF\xBF\xBD\xC2\xB5!");
     /* DM dims (1, 2): C shape (2, 1) squeezes to (2); its units are DM dimension 1's. */
@@ -796,16 +749,9 @@ static void test_synthetic_text(void **state)
     assert_string_equal(units, "µµµµµµµ"); /* 7 × 2 bytes fit in 15, the 8th would not */
     eelsvae_signal_free(s);
     /* DM dims (2, 1): the axis kept has the 20-letter units, cut to 15 bytes. */
-    dmw_begin(&w, 4, 1);
-    dmw_group(&w, "ImageList");
     im.dims[0] = 2;
     im.dims[1] = 1;
-    dmw_image(&w, &im);
-    dmw_end(&w);
-    dmw_finish(&w);
-    write_file(tu_path("text.dm4"), w.buf, w.len);
-    free(w.buf);
-    assert_ok(eelsvae_signal_load(tu_path("text.dm4"), &s));
+    s = load_single_image("text.dm4", 4, 1, &im);
     assert_ok(eelsvae_signal_axis(s, 0, NULL, NULL, NULL, &units, NULL));
     assert_string_equal(units, "abcdefghijklmno");
     eelsvae_signal_free(s);
@@ -814,22 +760,6 @@ static void test_synthetic_text(void **state)
 /* ======================================================================== */
 /* Conformance with HyperSpy on its own test files                           */
 /* ======================================================================== */
-
-static const char *test_data_dir(void)
-{
-    static char dir[1024];
-    const char *env = getenv("EELSVAE_TEST_DATA");
-    if (env && *env) return env;
-    env = getenv("EELSVAE_SOURCE_DIR");
-    if (env && *env) {
-        snprintf(dir, sizeof dir, "%s/tests/data", env);
-        return dir;
-    }
-    snprintf(dir, sizeof dir, "%s", __FILE__);
-    char *slash = strrchr(dir, '/');
-    snprintf(slash ? slash + 1 : dir, sizeof dir - (size_t)(slash ? slash + 1 - dir : 0), "data");
-    return dir;
-}
 
 /* Run the oracle once; NULL when it ran, else why it could not. */
 static const char *run_oracle(void)
@@ -840,7 +770,7 @@ static const char *run_oracle(void)
     ran = 1;
     const char *python = tu_python();
     if (!python) return why = "no Python with NumPy";
-    int rc = tu_system("%s %s/dm_oracle.py %s 2>%s", python, test_data_dir(), tu_tmpdir(), tu_path("oracle.log"));
+    int rc = tu_system("%s %s/dm_oracle.py %s 2>%s", python, tu_data_dir(), tu_tmpdir(), tu_path("oracle.log"));
     if (rc == 77) return why = "HyperSpy is not importable by /usr/bin/python3";
     if (rc != 0) return why = "dm_oracle.py failed (see oracle.log in the test directory)";
     return NULL;
@@ -882,23 +812,6 @@ static size_t split_tabs(char *line, char **field, size_t max)
         line = tab + 1;
     }
     return n;
-}
-
-static uint8_t *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *p = malloc(n > 0 ? (size_t)n : 1);
-    if (p && n > 0 && fread(p, 1, (size_t)n, f) != (size_t)n) {
-        free(p);
-        p = NULL;
-    }
-    fclose(f);
-    *size = (size_t)(n > 0 ? n : 0);
-    return p;
 }
 
 static const char *short_name(const char *path)
@@ -953,7 +866,7 @@ static int compare_signal(const oracle_file *of, size_t index, const eelsvae_sig
         }
     }
     size_t bytes = 0;
-    uint8_t *expected = read_all(tu_path(o->data_file), &bytes);
+    uint8_t *expected = (uint8_t *)tu_read_file(tu_path(o->data_file), &bytes);
     assert_non_null(expected);
     size_t count = 1;
     for (size_t d = 0; d < ndim; d++) count *= shape[d];
@@ -1199,7 +1112,7 @@ static void test_cube_load_eels_si(void **state)
     assert_true(off == 300.0 && sc == 1.0);
     assert_string_equal(units, "eV");
     size_t bytes = 0;
-    uint8_t *expected = read_all(tu_path(data_file), &bytes);
+    uint8_t *expected = (uint8_t *)tu_read_file(tu_path(data_file), &bytes);
     assert_non_null(expected);
     assert_int_equal(bytes, ny * nx * ne * sizeof(float));
     assert_memory_equal(eelsvae_cube_data(c), expected, bytes);
@@ -1259,13 +1172,13 @@ static void test_truncated(void **state)
             for (size_t k = 0; k < 4; k++) {
                 size_t cut = base + k;
                 if (cut >= w.len - 8) continue; /* the 8 trailing zero bytes are not needed */
-                write_file(path, w.buf, cut);
+                tu_write_file(path, w.buf, cut);
                 load_variant(path, "truncation at byte", cut, &failures, &successes);
                 cuts++;
             }
         }
         for (size_t cut = 0; cut < w.len - 8; cut += 13) {
-            write_file(path, w.buf, cut);
+            tu_write_file(path, w.buf, cut);
             load_variant(path, "truncation at byte", cut, &failures, &successes);
             cuts++;
         }
@@ -1300,7 +1213,7 @@ static void test_flipped_bytes(void **state)
                 uint8_t x = (uint8_t)(rng >> 40);
                 copy[at] ^= x ? x : 0x80;
             }
-            write_file(path, copy, w.len);
+            tu_write_file(path, copy, w.len);
             load_variant(path, "flip variant", v, &failures, &successes);
         }
         print_message("DM%d: 200 flipped copies, %d failed (naming an offset), %d read\n", version, failures,
@@ -1337,7 +1250,7 @@ static void make_minimal(dmw *w, int version, int data_type, size_t dims0, size_
 static void expect_failure(const char *name, const void *bytes, size_t len, eelsvae_status expected)
 {
     const char *path = tu_path(name);
-    write_file(path, bytes, len);
+    tu_write_file(path, bytes, len);
     clock_t t0 = clock();
     size_t count = 0, main = 0;
     eelsvae_status st = evae_dm_count(path, &count, &main);
@@ -1362,7 +1275,7 @@ static void test_lying_headers(void **state)
     dmw w;
     /* The minimal file reads: 3 × 2 float32. */
     make_minimal(&w, 3, 2, 3, 2, 6);
-    write_file(tu_path("minimal.dm3"), w.buf, w.len);
+    tu_write_file(tu_path("minimal.dm3"), w.buf, w.len);
     eelsvae_signal *s = NULL;
     assert_ok(eelsvae_signal_load(tu_path("minimal.dm3"), &s));
     assert_true(((const float *)eelsvae_signal_data(s))[5] == 6.0f);

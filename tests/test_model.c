@@ -23,35 +23,8 @@
  * 4→4 (k 3, s 2, p 1): 2×2×4, flat = 4·2·2·4 = 64; hidden 8, L 4.
  * Parameters: enc 8 + 220 + 436, fc_enc 8·64+8 = 520, fc_mulv 8·8+8 = 72,
  * fc_dec 8·4+8 = 40, fc_unflat 64·8+64 = 576, dec 436 + (4·2·27+2 = 218)
- * + (2·1·3+1 = 7): 2533. */
-static void tiny_arch(eelsvae_model_options *o)
-{
-    assert_ok(eelsvae_model_options_init(o, EELSVAE_PRESET_FAST));
-    o->tile = T;
-    o->energy_channels = E;
-    o->energy_start = E_START;
-    o->conv_layers = 3;
-    const eelsvae_conv_spec layers[3] = {
-        {2, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-    };
-    memset(o->conv, 0, sizeof o->conv);
-    memcpy(o->conv, layers, sizeof layers);
-    o->hidden = 8;
-    o->latent = L;
-    o->beta = 1.2;
-    o->loss = EELSVAE_LOSS_BERNOULLI;
-}
-
-static eelsvae_model *tiny_model(uint64_t seed)
-{
-    eelsvae_model_options o;
-    tiny_arch(&o);
-    eelsvae_model *m = NULL;
-    assert_ok(eelsvae_model_create(&o, seed, &m));
-    return m;
-}
+ * + (2·1·3+1 = 7): 2533. The network is tu_tiny_model_options() (testutil.h);
+ * T, E, L and E_START are its values, written out here to check against. */
 
 /* A synthetic SI, energy axis e0 … e1 at `dispersion` eV per channel. */
 static eelsvae_cube *synth(size_t ny, size_t nx, double e0, double e1, double dispersion, double dose, uint64_t seed)
@@ -227,11 +200,11 @@ static void test_train_presets(void **state)
 static void test_create(void **state)
 {
     (void)state;
-    eelsvae_model *m = tiny_model(3);
+    eelsvae_model *m = tu_tiny_model(3);
     assert_int_equal(eelsvae_model_parameter_count(m), TINY_PARAMETERS);
     assert_int_equal(eelsvae_model_parameter_count(NULL), 0);
     eelsvae_model_options want, got;
-    tiny_arch(&want);
+    assert_ok(tu_tiny_model_options(&want));
     memset(&got, 0xAB, sizeof got);
     assert_ok(eelsvae_model_options_get(m, &got));
     assert_int_equal(got.struct_size, sizeof got);
@@ -253,7 +226,7 @@ static void test_create(void **state)
     }
     assert_true(nonzero > TINY_PARAMETERS / 2);
     /* the seed decides the weights */
-    eelsvae_model *same = tiny_model(3), *other = tiny_model(4);
+    eelsvae_model *same = tu_tiny_model(3), *other = tu_tiny_model(4);
     assert_true(same_params(m, same));
     assert_false(same_params(m, other));
     eelsvae_model_free(same);
@@ -262,7 +235,7 @@ static void test_create(void **state)
     eelsvae_model *bad = NULL;
     want.latent = 0;
     assert_status(eelsvae_model_create(&want, 1, &bad), EELSVAE_ERR_INVALID_ARGUMENT);
-    tiny_arch(&want);
+    assert_ok(tu_tiny_model_options(&want));
     want.energy_start = NAN;
     assert_status(eelsvae_model_create(&want, 1, &bad), EELSVAE_ERR_INVALID_ARGUMENT);
     assert_true(strstr(eelsvae_last_error(), "energy_start") != NULL);
@@ -297,7 +270,7 @@ static void test_training_reduces_loss(void **state)
 {
     (void)state;
     pair p = two_cubes();
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 8);
     t.learning_rate = 1e-2;
@@ -340,7 +313,7 @@ static void test_validation_loss_falls(void **state)
 {
     (void)state;
     pair p = two_cubes();
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 8);
     t.learning_rate = 1e-2;
@@ -364,19 +337,19 @@ static void test_cancel_and_resume_mid_epoch(void **state)
     train_options(&t, 2);
     recorder r;
 
-    eelsvae_model *whole = tiny_model(5);
+    eelsvae_model *whole = tu_tiny_model(5);
     recorder_init(&r, &t);
     assert_ok(train(whole, &p, &t));
 
     /* cancelled on the 5th batch: 5 steps taken, then resumed to the end */
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     recorder_init(&r, &t);
     r.cancel_at_call = 5;
     assert_status(train(m, &p, &t), EELSVAE_ERR_CANCELLED);
     assert_true(strstr(eelsvae_last_error(), "cancel") != NULL);
     assert_int_equal(r.calls, 5);
     assert_int_equal(m->state.adam.step, 5);
-    eelsvae_model *fresh = tiny_model(5);
+    eelsvae_model *fresh = tu_tiny_model(5);
     assert_false(same_params(m, fresh)); /* the steps were kept */
     eelsvae_model_free(fresh);
     /* still usable */
@@ -406,14 +379,14 @@ static void test_determinism(void **state)
     pair p = two_cubes();
     eelsvae_train_options t;
     train_options(&t, 2);
-    eelsvae_model *a = tiny_model(5), *b = tiny_model(5), *c = tiny_model(5);
+    eelsvae_model *a = tu_tiny_model(5), *b = tu_tiny_model(5), *c = tu_tiny_model(5);
     assert_ok(train(a, &p, &t));
     assert_ok(train(b, &p, &t));
     assert_true(same_params(a, b));
     t.seed = 8;
     assert_ok(train(c, &p, &t));
     assert_false(same_params(a, c));
-    eelsvae_model *init = tiny_model(5);
+    eelsvae_model *init = tu_tiny_model(5);
     assert_false(same_params(a, init));
     eelsvae_model_free(init);
     eelsvae_model_free(a);
@@ -432,7 +405,7 @@ static void test_determinism_two_threads(void **state)
     recorder r;
     recorder_init(&r, &t);
     /* three steps each: the tiny net's parallel regions are slow on a busy machine */
-    eelsvae_model *a = tiny_model(5), *b = tiny_model(5), *one = tiny_model(5);
+    eelsvae_model *a = tu_tiny_model(5), *b = tu_tiny_model(5), *one = tu_tiny_model(5);
     assert_ok(eelsvae_set_threads(2));
     r.cancel_at_call = 3;
     eelsvae_status sa = train(a, &p, &t);
@@ -457,7 +430,7 @@ static void test_train_arguments(void **state)
 {
     (void)state;
     pair p = two_cubes();
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     const eelsvae_cube *cubes[2] = {p.c[0], p.c[1]};
     eelsvae_train_options t;
     train_options(&t, 1);
@@ -515,7 +488,7 @@ static void test_train_arguments(void **state)
     /* nothing above changed the model: it is still untrained */
     eelsvae_cube *prep = NULL;
     assert_status(eelsvae_model_prepare(m, p.c[0], &prep), EELSVAE_ERR_INVALID_ARGUMENT);
-    eelsvae_model *init = tiny_model(5);
+    eelsvae_model *init = tu_tiny_model(5);
     assert_true(same_params(m, init));
     eelsvae_model_free(init);
     eelsvae_cube_free(late);
@@ -530,7 +503,7 @@ static void test_divergence(void **state)
 {
     (void)state;
     pair p = two_cubes();
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 3);
     t.learning_rate = 1e30; /* the first step throws the weights to ±1e30 */
@@ -545,7 +518,7 @@ static void test_divergence(void **state)
 static size_t tiles_used(const eelsvae_cube *const *cubes, const uint8_t *const *exclude, size_t n,
                          eelsvae_status *st)
 {
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 1);
     t.batch = 1;
@@ -603,7 +576,7 @@ static void test_save_load_round_trip(void **state)
 {
     (void)state;
     pair p = two_cubes();
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 2);
     assert_ok(train(m, &p, &t));
@@ -627,7 +600,7 @@ static void test_save_load_round_trip(void **state)
     assert_memory_equal(eelsvae_cube_data(ra), eelsvae_cube_data(rb), 24 * 24 * E * sizeof(float));
 
     /* an untrained model saves and loads too, and stays untrained */
-    eelsvae_model *raw = tiny_model(9), *raw_back = NULL;
+    eelsvae_model *raw = tu_tiny_model(9), *raw_back = NULL;
     assert_ok(eelsvae_model_save(raw, tu_path("raw.evm"), 1));
     assert_ok(eelsvae_model_load(tu_path("raw.evm"), &raw_back));
     assert_true(same_params(raw, raw_back));
@@ -655,7 +628,7 @@ static void test_checkpoint_resume(void **state)
     eelsvae_train_options t;
     train_options(&t, 4);
     t.plateau_patience = 1; /* so the scheduler state matters too */
-    eelsvae_model *whole = tiny_model(5);
+    eelsvae_model *whole = tu_tiny_model(5);
     assert_ok(train(whole, &p, &t));
 
     /* checkpoints every 2 epochs; stopped right after the one of epoch 2 */
@@ -666,7 +639,7 @@ static void test_checkpoint_resume(void **state)
     recorder r;
     recorder_init(&r, &tc);
     r.cancel_after_epoch = 2;
-    eelsvae_model *first = tiny_model(5);
+    eelsvae_model *first = tu_tiny_model(5);
     assert_status(train(first, &p, &tc), EELSVAE_ERR_CANCELLED);
     eelsvae_model *resumed = NULL;
     assert_ok(eelsvae_model_load(ckpt, &resumed));
@@ -680,7 +653,7 @@ static void test_checkpoint_resume(void **state)
     assert_true(same_params(resumed, whole));
     /* the run's own last checkpoint (epoch 4) is the finished model */
     r.cancel_after_epoch = 0;
-    eelsvae_model *full = tiny_model(5), *last = NULL;
+    eelsvae_model *full = tu_tiny_model(5), *last = NULL;
     assert_ok(train(full, &p, &tc));
     assert_ok(eelsvae_model_load(ckpt, &last));
     assert_true(same_params(last, whole));
@@ -689,13 +662,13 @@ static void test_checkpoint_resume(void **state)
     eelsvae_train_options tio = t;
     tio.checkpoint_path = "/nonexistent-eelsvae-dir/ckpt.evm";
     tio.checkpoint_every = 1;
-    eelsvae_model *io = tiny_model(5);
+    eelsvae_model *io = tu_tiny_model(5);
     assert_status(train(io, &p, &tio), EELSVAE_ERR_IO);
     assert_int_equal(io->state.epochs_done, 1);
     eelsvae_model_free(io);
 
     /* the same by an explicit save after a 2-epoch run */
-    eelsvae_model *two = tiny_model(5), *from_two = NULL, *plain = NULL;
+    eelsvae_model *two = tu_tiny_model(5), *from_two = NULL, *plain = NULL;
     eelsvae_train_options t2 = t;
     t2.epochs = 2;
     assert_ok(train(two, &p, &t2));
@@ -759,7 +732,7 @@ static void test_bad_files(void **state)
 {
     (void)state;
     pair p = two_cubes();
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 1);
     assert_ok(train(m, &p, &t));
@@ -864,7 +837,7 @@ static void test_prepare(void **state)
 {
     (void)state;
     eelsvae_cube *cube = train_cube(21);
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     eelsvae_cube *prep = NULL;
     assert_status(eelsvae_model_prepare(m, cube, &prep), EELSVAE_ERR_INVALID_ARGUMENT); /* untrained */
 
@@ -948,7 +921,7 @@ static void test_joint_scaling(void **state)
     (void)state;
     eelsvae_cube *dim = synth(24, 24, 686.0, 737.0, 1.0, 500.0, 31);
     eelsvae_cube *bright = synth(24, 24, 686.0, 737.0, 1.0, 4000.0, 32);
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 1);
     recorder r;
@@ -996,7 +969,7 @@ static void test_joint_scaling(void **state)
 static void trained_and_prepared(eelsvae_model **m, eelsvae_cube **prep)
 {
     pair p = two_cubes();
-    *m = tiny_model(5);
+    *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 2);
     assert_ok(train(*m, &p, &t));
@@ -1145,7 +1118,7 @@ static void test_allocation_failures(void **state)
     recorder r;
     unsigned long k = 1;
     for (;; k++) {
-        eelsvae_model *m = tiny_model(5);
+        eelsvae_model *m = tu_tiny_model(5);
         recorder_init(&r, &t);
         r.cancel_at_call = 2;
         evae_fail_allocation_after(k);
@@ -1158,7 +1131,7 @@ static void test_allocation_failures(void **state)
     }
     print_message("training: %lu allocations can fail\n", k - 1);
 
-    eelsvae_model *m = tiny_model(5);
+    eelsvae_model *m = tu_tiny_model(5);
     assert_ok(train(m, &p, &t));
     const char *path = tu_path("alloc.evm");
     assert_ok(eelsvae_model_save(m, path, 1));
@@ -1187,7 +1160,7 @@ static void test_allocation_failures(void **state)
     for (k = 1;; k++) {
         eelsvae_model *fresh = NULL;
         eelsvae_model_options o;
-        tiny_arch(&o);
+        assert_ok(tu_tiny_model_options(&o));
         evae_fail_allocation_after(k);
         eelsvae_status st = eelsvae_model_create(&o, 1, &fresh);
         evae_fail_allocation_after(0);

@@ -21,241 +21,20 @@
 
 #include "io/io_private.h"
 
-/* ---- the oracle --------------------------------------------------------------- */
+/* ---- the oracle (tests/testutil.h: tu_oracle_*) ------------------------------------- */
 
-static const char *oracle_script(void)
-{
-    static char path[1024];
-    const char *data = getenv("EELSVAE_TEST_DATA"), *src = getenv("EELSVAE_SOURCE_DIR");
-    if (data && *data)
-        snprintf(path, sizeof path, "%s/rpl_oracle.py", data);
-    else
-        snprintf(path, sizeof path, "%s/tests/data/rpl_oracle.py", src && *src ? src : ".");
-    return path;
-}
-
-/* Python with HyperSpy, or NULL. */
-static const char *hyperspy_python(void)
-{
-    static int checked;
-    static const char *python;
-    if (!checked) {
-        checked = 1;
-        const char *p = tu_python();
-        if (p && tu_system("%s -c 'import h5py, hyperspy.api' >/dev/null 2>&1", p) == 0) python = p;
-    }
-    return python;
-}
+#define ORACLE_SCRIPT "rpl_oracle.py"
 
 #define SKIP_WITHOUT_HYPERSPY()                                                                                  \
     do {                                                                                                         \
-        if (!hyperspy_python()) tu_skip("no /usr/bin/python3 with hyperspy for the oracle");                      \
+        if (!tu_hyperspy_python()) tu_skip("no /usr/bin/python3 with hyperspy for the oracle");                   \
     } while (0)
 
 /* The oracle's files, made once per process. */
 static const char *oracle_corpus(void)
 {
-    static int state; /* 0 not tried, 1 made, -1 failed */
-    static char dir[1024];
-    if (state == 0) {
-        snprintf(dir, sizeof dir, "%s", tu_path("rpl_oracle"));
-        mkdir(dir, 0700);
-        int rc = tu_system("%s '%s' make '%s' >'%s/make.log' 2>&1", hyperspy_python(), oracle_script(), dir, dir);
-        state = rc == 0 ? 1 : -1;
-        if (rc != 0) tu_system("cat '%s/make.log' >&2", dir);
-    }
-    assert_int_equal(state, 1);
-    return dir;
+    return tu_oracle_corpus(ORACLE_SCRIPT, "rpl_oracle");
 }
-
-/* ---- descriptions ------------------------------------------------------------- */
-
-#define DESC_MAX 96
-
-typedef struct description {
-    char *text;
-    const char *key[DESC_MAX];
-    const char *value[DESC_MAX];
-    size_t n;
-    uint8_t *bin;
-    size_t bin_size;
-} description;
-
-static char *slurp(const char *path, size_t *size)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, fp) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    fclose(fp);
-    if (buf) buf[n] = '\0';
-    if (size) *size = (size_t)n;
-    return buf;
-}
-
-static void desc_load(description *d, const char *prefix)
-{
-    char path[1200];
-    memset(d, 0, sizeof *d);
-    snprintf(path, sizeof path, "%s.txt", prefix);
-    d->text = slurp(path, NULL);
-    if (!d->text) fail_msg("no oracle description %s", path);
-    for (char *line = d->text; line && *line && d->n < DESC_MAX;) {
-        char *next = strchr(line, '\n');
-        if (next) *next++ = '\0';
-        char *tab = strchr(line, '\t');
-        if (tab) {
-            *tab = '\0';
-            d->key[d->n] = line;
-            d->value[d->n++] = tab + 1;
-        }
-        line = next;
-    }
-    snprintf(path, sizeof path, "%s.bin", prefix);
-    d->bin = (uint8_t *)slurp(path, &d->bin_size);
-}
-
-static void desc_free(description *d)
-{
-    free(d->text);
-    free(d->bin);
-}
-
-static const char *desc_get(const description *d, const char *key)
-{
-    for (size_t i = 0; i < d->n; i++)
-        if (strcmp(d->key[i], key) == 0) return d->value[i];
-    return NULL;
-}
-
-static const char *desc_need(const description *d, const char *key)
-{
-    const char *v = desc_get(d, key);
-    if (!v) fail_msg("the oracle's description has no %s", key);
-    return v;
-}
-
-static double desc_number(const description *d, const char *key)
-{
-    return strtod(desc_need(d, key), NULL);
-}
-
-static const char *meta_or_empty(const eelsvae_signal *s, const char *key)
-{
-    const char *v = eelsvae_signal_metadata_get(s, key);
-    return v ? v : "";
-}
-
-/* A number in HyperSpy's metadata must be ours exactly (both are the same
- * double printed to round-trip); absent there, absent here. */
-static void assert_same_number(const eelsvae_signal *s, const char *ours, const description *d, const char *theirs)
-{
-    const char *want = desc_get(d, theirs), *have = eelsvae_signal_metadata_get(s, ours);
-    if (!want) {
-        if (have) fail_msg("%s = %s, but HyperSpy has no %s", ours, have, theirs);
-        return;
-    }
-    if (!have) fail_msg("no %s; HyperSpy has %s = %s", ours, theirs, want);
-    assert_close(strtod(have, NULL), strtod(want, NULL), 0.0, 1e-15);
-}
-
-static void assert_same_text(const eelsvae_signal *s, const char *ours, const description *d, const char *theirs)
-{
-    const char *want = desc_get(d, theirs);
-    assert_string_equal(meta_or_empty(s, ours), want ? want : "");
-}
-
-/* The signal must be what HyperSpy describes at `prefix`. */
-static void assert_matches(const eelsvae_signal *s, const char *prefix)
-{
-    description d;
-    desc_load(&d, prefix);
-    size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS] = {0};
-    eelsvae_dtype dtype = EELSVAE_DTYPE_FLOAT32;
-    eelsvae_signal_shape(s, &ndim, shape, &dtype);
-    const char *want_type = desc_need(&d, "dtype");
-    /* float16 is read widened to float32 (the oracle's .bin is float32 too). */
-    if (strcmp(want_type, "float16") == 0) want_type = "float32";
-    assert_string_equal(eelsvae_dtype_name(dtype), want_type);
-    assert_int_equal(ndim, (size_t)desc_number(&d, "ndim"));
-    const char *p = desc_need(&d, "shape");
-    for (size_t i = 0; i < ndim; i++) {
-        char *end = NULL;
-        assert_int_equal(shape[i], (size_t)strtoull(p, &end, 10));
-        p = end;
-    }
-    for (size_t i = 0; i < ndim; i++) {
-        char key[64];
-        double offset = 0, scale = 0;
-        const char *name = NULL, *units = NULL;
-        int navigate = -1;
-        assert_ok(eelsvae_signal_axis(s, i, &offset, &scale, &name, &units, &navigate));
-        snprintf(key, sizeof key, "axis%zu.name", i);
-        assert_string_equal(name, desc_need(&d, key));
-        snprintf(key, sizeof key, "axis%zu.units", i);
-        assert_string_equal(units, desc_need(&d, key));
-        snprintf(key, sizeof key, "axis%zu.equal_steps", i);
-        /* A point axis' mean step is computed (differently) on both sides. */
-        double tol = desc_get(&d, key) ? 1e-12 : 0.0;
-        snprintf(key, sizeof key, "axis%zu.offset", i);
-        assert_close(offset, desc_number(&d, key), 0.0, tol);
-        snprintf(key, sizeof key, "axis%zu.scale", i);
-        assert_close(scale, desc_number(&d, key), 0.0, tol);
-        snprintf(key, sizeof key, "axis%zu.navigate", i);
-        assert_int_equal(navigate, (int)desc_number(&d, key));
-    }
-    assert_same_text(s, "title", &d, "title");
-    assert_same_text(s, "signal_type", &d, "signal_type");
-    assert_same_text(s, "acquisition_date", &d, "date");
-    assert_same_text(s, "acquisition_time", &d, "time");
-    assert_same_text(s, "microscope", &d, "microscope");
-    assert_same_number(s, "beam_energy_kev", &d, "beam_energy");
-    assert_same_number(s, "convergence_angle_mrad", &d, "convergence_angle");
-    assert_same_number(s, "collection_angle_mrad", &d, "collection_angle");
-    assert_same_number(s, "exposure_s", &d, "exposure_s");
-    size_t count = 1;
-    for (size_t i = 0; i < ndim; i++) count *= shape[i];
-    assert_non_null(d.bin);
-    assert_int_equal(d.bin_size, count * eelsvae_dtype_size(dtype));
-    assert_memory_equal(eelsvae_signal_data(s), d.bin, d.bin_size);
-    desc_free(&d);
-}
-
-static void assert_class(const char *prefix, const char *cls, int signal_dimension)
-{
-    description d;
-    desc_load(&d, prefix);
-    assert_string_equal(desc_need(&d, "class"), cls);
-    assert_int_equal((int)desc_number(&d, "signal_dimension"), signal_dimension);
-    desc_free(&d);
-}
-
-static void write_bytes(const char *path, const void *data, size_t n)
-{
-    FILE *fp = fopen(path, "wb");
-    assert_non_null(fp);
-    assert_int_equal(fwrite(data, 1, n, fp), n);
-    assert_int_equal(fclose(fp), 0);
-}
-
-static size_t count_temporaries(const char *dir, const char *stem)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    size_t n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        if (strncmp(e->d_name, stem, strlen(stem)) == 0 && strstr(e->d_name, ".tmp.")) n++;
-    closedir(d);
-    return n;
-}
-
-/* A failed write leaves the old file and no temporary; a good one replaces it. */
 
 static void test_read_hyperspy_files(void **state)
 {
@@ -274,7 +53,7 @@ static void test_read_hyperspy_files(void **state)
         assert_int_equal(f, EELSVAE_FORMAT_RPL);
         eelsvae_signal *s = NULL;
         assert_ok(eelsvae_signal_load(path, &s));
-        assert_matches(s, prefix);
+        tu_oracle_assert_matches(s, prefix);
         eelsvae_signal_free(s);
     }
     /* The dispersion: depth-scale in eV, else ev-per-chan (HyperSpy's rounded
@@ -321,7 +100,7 @@ static void test_read_hyperspy_test_corpus(void **state)
         snprintf(prefix, sizeof prefix, "%s/corpus_%.*s", dir, (int)(len - 4), e->d_name);
         eelsvae_signal *s = NULL;
         assert_ok(eelsvae_signal_load(path, &s));
-        assert_matches(s, prefix);
+        tu_oracle_assert_matches(s, prefix);
         eelsvae_signal_free(s);
         read++;
     }
@@ -331,54 +110,18 @@ static void test_read_hyperspy_test_corpus(void **state)
 
 /* ---- writing what HyperSpy reads ----------------------------------------------- */
 
-static eelsvae_cube *calibrated_cube(size_t ny, size_t nx, size_t ne, uint64_t seed)
-{
-    eelsvae_cube *c = tu_random_cube(ny, nx, ne, seed);
-    assert_non_null(c);
-    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_Y, -2.0, 0.25, "nm"));
-    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_X, 1.5, 0.5, "nm"));
-    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, 280.5, 0.05, "eV"));
-    return c;
-}
-
-/* A signal of pseudo-random bytes (bool: 0 or 1). */
-static eelsvae_signal *signal_of(eelsvae_dtype dtype, size_t ndim, const size_t *shape, uint64_t seed)
-{
-    size_t n = eelsvae_dtype_size(dtype);
-    for (size_t d = 0; d < ndim; d++) n *= shape[d];
-    uint8_t *bytes = malloc(n);
-    assert_non_null(bytes);
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 7;
-    for (size_t i = 0; i < n; i++) {
-        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-        bytes[i] = (uint8_t)(x >> 32);
-        if (dtype == EELSVAE_DTYPE_BOOL) bytes[i] &= 1;
-    }
-    if (dtype == EELSVAE_DTYPE_FLOAT64) /* finite values, not random bit patterns */
-        for (size_t i = 0; i < n / 8; i++) ((double *)bytes)[i] = (double)i * 0.75 - 3.0;
-    eelsvae_signal *s = NULL;
-    assert_ok(eelsvae_signal_create(dtype, ndim, shape, bytes, &s));
-    free(bytes);
-    return s;
-}
-
-typedef struct written {
-    const char *name;
-    eelsvae_signal *expected; /* as HyperSpy should load it */
-} written;
-
 static void test_write_read_by_hyperspy(void **state)
 {
     (void)state;
     SKIP_WITHOUT_HYPERSPY();
-    written w[10];
+    tu_written w[10]; /* each signal we wrote, as HyperSpy should load it */
     size_t n = 0;
     eelsvae_signal *s = NULL;
 
-    eelsvae_cube *cube = calibrated_cube(3, 4, 6, 1);
+    eelsvae_cube *cube = tu_calibrated_cube(3, 4, 6, 1);
     assert_ok(eelsvae_cube_save(cube, tu_path("w_cube.rpl")));
     assert_ok(eelsvae_signal_from_cube(cube, &s));
-    w[n++] = (written){"w_cube", s};
+    w[n++] = (tu_written){"w_cube", "w_cube.rpl", s};
 
     assert_ok(eelsvae_signal_from_cube(cube, &s));
     assert_ok(eelsvae_signal_metadata_set(s, "title", "Fe L\xe2\x82\x82,\xe2\x82\x83 \xc3\xa9t\xc3\xa9"));
@@ -391,7 +134,7 @@ static void test_write_read_by_hyperspy(void **state)
     assert_ok(eelsvae_signal_save(s, tu_path("w_cube_md.rpl")));
     /* Latin-1 holds é and µ but not the subscripts, which become '?'. */
     assert_ok(eelsvae_signal_metadata_set(s, "title", "Fe L?,? \xc3\xa9t\xc3\xa9"));
-    w[n++] = (written){"w_cube_md", s};
+    w[n++] = (tu_written){"w_cube_md", "w_cube_md.rpl", s};
 
     float score[12];
     uint8_t mask[12];
@@ -405,34 +148,33 @@ static void test_write_read_by_hyperspy(void **state)
     assert_ok(eelsvae_signal_set_axis(s, 0, -2.0, 0.25, "y", "nm", 0));
     assert_ok(eelsvae_signal_set_axis(s, 1, 1.5, 0.5, "x", "nm", 0));
     assert_ok(eelsvae_signal_metadata_set(s, "title", "score map"));
-    w[n++] = (written){"w_score", s};
+    w[n++] = (tu_written){"w_score", "w_score.rpl", s};
     assert_ok(eelsvae_map_save(mask, EELSVAE_DTYPE_UINT8, cube, NULL, tu_path("w_mask.rpl")));
     assert_ok(eelsvae_signal_create(EELSVAE_DTYPE_UINT8, 2, map_shape, mask, &s));
     assert_ok(eelsvae_signal_set_axis(s, 0, -2.0, 0.25, "y", "nm", 0));
     assert_ok(eelsvae_signal_set_axis(s, 1, 1.5, 0.5, "x", "nm", 0));
-    w[n++] = (written){"w_mask", s};
+    w[n++] = (tu_written){"w_mask", "w_mask.rpl", s};
 
     /* Types HyperSpy's writer lacks but its reader takes; default axis names. */
     size_t shape2[2] = {4, 5};
     static const eelsvae_dtype types[] = {EELSVAE_DTYPE_INT8, EELSVAE_DTYPE_INT16, EELSVAE_DTYPE_UINT32,
                                           EELSVAE_DTYPE_UINT64};
     static const char *const type_names[] = {"w_i8", "w_i16", "w_u32", "w_u64"};
+    static const char *const type_files[] = {"w_i8.rpl", "w_i16.rpl", "w_u32.rpl", "w_u64.rpl"};
     for (size_t t = 0; t < 4; t++) {
-        s = signal_of(types[t], 2, shape2, 10 + t);
-        char file[64];
-        snprintf(file, sizeof file, "%s.rpl", type_names[t]);
-        assert_ok(eelsvae_signal_save(s, tu_path(file)));
+        s = tu_random_signal(types[t], 2, shape2, 10 + t);
+        assert_ok(eelsvae_signal_save(s, tu_path(type_files[t])));
         /* Ripple calls the axes width (navigation, 4) and depth (signal, 5). */
         assert_ok(eelsvae_signal_set_axis(s, 0, 0.0, 1.0, "", "", 1));
         assert_ok(eelsvae_signal_set_axis(s, 1, 0.0, 1.0, "", "", 0));
-        w[n++] = (written){type_names[t], s};
+        w[n++] = (tu_written){type_names[t], type_files[t], s};
     }
 
     /* An image stack of float64 with the navigation axis last: written as
      * (depth, height, width) = (nav, sig0, sig1), so HyperSpy's array is our
      * array with axis 2 moved first: out[k][i][j] = in[i][j][k]. */
     size_t shape3[3] = {2, 3, 4};
-    eelsvae_signal *stack = signal_of(EELSVAE_DTYPE_FLOAT64, 3, shape3, 20);
+    eelsvae_signal *stack = tu_random_signal(EELSVAE_DTYPE_FLOAT64, 3, shape3, 20);
     assert_ok(eelsvae_signal_set_axis(stack, 0, 1.0, 2.0, "v", "nm", 0));
     assert_ok(eelsvae_signal_set_axis(stack, 1, 3.0, 4.0, "u", "nm", 0));
     assert_ok(eelsvae_signal_set_axis(stack, 2, 5.0, 6.0, "frame", "s", 1));
@@ -447,32 +189,14 @@ static void test_write_read_by_hyperspy(void **state)
     assert_ok(eelsvae_signal_set_axis(s, 0, 5.0, 6.0, "frame", "s", 1));
     assert_ok(eelsvae_signal_set_axis(s, 1, 1.0, 2.0, "v", "nm", 0));
     assert_ok(eelsvae_signal_set_axis(s, 2, 3.0, 4.0, "u", "nm", 0));
-    w[n++] = (written){"w_stack", s};
+    w[n++] = (tu_written){"w_stack", "w_stack.rpl", s};
     eelsvae_signal_free(stack);
 
-    char cmd[4096];
-    int len = snprintf(cmd, sizeof cmd, "%s '%s' describe", hyperspy_python(), oracle_script());
-    for (size_t i = 0; i < n; i++) {
-        char file[64];
-        snprintf(file, sizeof file, "%s.rpl", w[i].name);
-        len += snprintf(cmd + len, sizeof cmd - (size_t)len, " '%s'", tu_path(file));
-        len += snprintf(cmd + len, sizeof cmd - (size_t)len, " '%s'", tu_path(w[i].name));
-    }
-    assert_int_equal(tu_system("%s >'%s' 2>&1", cmd, tu_path("describe.log")), 0);
-    for (size_t i = 0; i < n; i++) {
-        assert_matches(w[i].expected, tu_path(w[i].name));
-        /* our reader agrees with HyperSpy's on our files */
-        char file[64];
-        snprintf(file, sizeof file, "%s.rpl", w[i].name);
-        eelsvae_signal *back = NULL;
-        assert_ok(eelsvae_signal_load(tu_path(file), &back));
-        assert_matches(back, tu_path(w[i].name));
-        eelsvae_signal_free(back);
-    }
-    assert_class(tu_path("w_cube"), "EELSSpectrum", 1);
-    assert_class(tu_path("w_score"), "Signal2D", 2);
-    assert_class(tu_path("w_mask"), "Signal2D", 2);
-    assert_class(tu_path("w_stack"), "Signal2D", 2);
+    tu_oracle_check_written(ORACLE_SCRIPT, w, n);
+    tu_oracle_assert_class(tu_path("w_cube"), "EELSSpectrum", 1);
+    tu_oracle_assert_class(tu_path("w_score"), "Signal2D", 2);
+    tu_oracle_assert_class(tu_path("w_mask"), "Signal2D", 2);
+    tu_oracle_assert_class(tu_path("w_stack"), "Signal2D", 2);
     for (size_t i = 0; i < n; i++) eelsvae_signal_free(w[i].expected);
     eelsvae_cube_free(cube);
 }
@@ -484,10 +208,10 @@ static const char *make_rpl(const char *stem, const char *header, const void *ra
 {
     char name[128];
     snprintf(name, sizeof name, "%s.raw", stem);
-    if (raw) write_bytes(tu_path(name), raw, raw_size);
+    if (raw) tu_write_file(tu_path(name), raw, raw_size);
     snprintf(name, sizeof name, "%s.rpl", stem);
     const char *path = tu_path(name);
-    write_bytes(path, header, strlen(header));
+    tu_write_file(path, header, strlen(header));
     return path;
 }
 
@@ -546,8 +270,8 @@ static void test_bad_headers(void **state)
                         "line 10: width-origin \"left\"");
     /* A NUL in the header: not text. */
     static const char nul_header[] = "key\tvalue\nwidth\t3\0\n";
-    write_bytes(tu_path("nul.raw"), "", 0);
-    write_bytes(tu_path("nul.rpl"), nul_header, sizeof nul_header - 1);
+    tu_write_file(tu_path("nul.raw"), "", 0);
+    tu_write_file(tu_path("nul.rpl"), nul_header, sizeof nul_header - 1);
     eelsvae_signal *s = NULL;
     assert_status(evae_rpl_read(tu_path("nul.rpl"), &s), EELSVAE_ERR_FORMAT);
     assert_non_null(strstr(eelsvae_last_error(), "offset 17"));
@@ -648,7 +372,7 @@ static void test_layouts(void **state)
 static void test_round_trip(void **state)
 {
     (void)state;
-    eelsvae_cube *c = calibrated_cube(4, 5, 17, 3);
+    eelsvae_cube *c = tu_calibrated_cube(4, 5, 17, 3);
     const char *path = tu_path("rt.rpl");
     assert_ok(eelsvae_cube_save(c, path));
     eelsvae_cube *back = NULL;
@@ -714,7 +438,7 @@ static void test_write_refusals_and_atomicity(void **state)
     eelsvae_signal_free(s);
     assert_int_equal(access(tu_path("r4.raw"), F_OK), -1);
     /* Rewriting replaces both files and leaves no temporary. */
-    eelsvae_cube *a = calibrated_cube(2, 3, 4, 30), *b = calibrated_cube(3, 2, 5, 31);
+    eelsvae_cube *a = tu_calibrated_cube(2, 3, 4, 30), *b = tu_calibrated_cube(3, 2, 5, 31);
     assert_ok(eelsvae_cube_save(a, tu_path("atomic.rpl")));
     assert_ok(eelsvae_cube_save(b, tu_path("atomic.rpl")));
     eelsvae_cube *back = NULL;
@@ -723,13 +447,13 @@ static void test_write_refusals_and_atomicity(void **state)
     eelsvae_cube_shape(back, &ny, &nx, &ne);
     assert_true(ny == 3 && nx == 2 && ne == 5);
     assert_memory_equal(eelsvae_cube_data(back), eelsvae_cube_data(b), 30 * sizeof(float));
-    assert_int_equal(count_temporaries(tu_tmpdir(), "atomic."), 0);
+    assert_int_equal(tu_count_temporaries(tu_tmpdir(), "atomic."), 0);
     /* A header that cannot be written (its name is a directory) after the
      * .raw was: the old header stays, no temporary is left. */
     assert_int_equal(mkdir(tu_path("dirhead.rpl"), 0700), 0);
-    write_bytes(tu_path("dirhead.rpl/keep"), "x", 1);
+    tu_write_file(tu_path("dirhead.rpl/keep"), "x", 1);
     assert_status(eelsvae_cube_save(a, tu_path("dirhead.rpl")), EELSVAE_ERR_IO);
-    assert_int_equal(count_temporaries(tu_tmpdir(), "dirhead."), 0);
+    assert_int_equal(tu_count_temporaries(tu_tmpdir(), "dirhead."), 0);
     eelsvae_cube_free(back);
     eelsvae_cube_free(a);
     eelsvae_cube_free(b);

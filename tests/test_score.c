@@ -667,31 +667,6 @@ static void test_allocation_failures(void **state)
 
 /* ---- oracles ---------------------------------------------------------------------- */
 
-static const char *test_data_dir(void)
-{
-    static char dir[1024];
-    const char *env = getenv("EELSVAE_TEST_DATA");
-    if (env && *env) return env;
-    env = getenv("EELSVAE_SOURCE_DIR");
-    if (env && *env) {
-        snprintf(dir, sizeof dir, "%s/tests/data", env);
-        return dir;
-    }
-    /* Built by hand from the source root: the data sit beside this file. */
-    snprintf(dir, sizeof dir, "%s", __FILE__);
-    char *slash = strrchr(dir, '/');
-    snprintf(slash ? slash + 1 : dir, sizeof dir - (size_t)(slash ? slash + 1 - dir : 0), "data");
-    return dir;
-}
-
-static void write_raw(const char *name, const void *data, size_t bytes)
-{
-    FILE *f = fopen(tu_path(name), "wb");
-    assert_non_null(f);
-    assert_int_equal(fwrite(data, 1, bytes, f), bytes);
-    assert_int_equal(fclose(f), 0);
-}
-
 /* Look up "name value" in the oracle's output; fails the test if absent. */
 static double oracle_value(const char *text, const char *name)
 {
@@ -732,7 +707,7 @@ static void test_against_oracles(void **state)
     const char *python = tu_python();
     if (!python) tu_skip("no /usr/bin/python3 with NumPy (set EELSVAE_PYTHON)");
     char script[1200];
-    snprintf(script, sizeof script, "%s/score_oracle.py", test_data_dir());
+    snprintf(script, sizeof script, "%s/score_oracle.py", tu_data_dir());
     if (tu_system("%s -c 'import sklearn' >/dev/null 2>&1", python) != 0)
         tu_skip("scikit-learn is not installed for the oracle");
 
@@ -748,8 +723,8 @@ static void test_against_oracles(void **state)
         scores[i] = truth[i] ? 0.2f + 0.6f * scores[i] : 0.6f + 0.4f * scores[i];
         if (i % 3 == 0) scores[i] = roundf(scores[i] * 100.0f) / 100.0f;
     }
-    write_raw("scores.f32", scores, sizeof scores);
-    write_raw("truth.u8", truth, sizeof truth);
+    tu_write_file(tu_path("scores.f32"), scores, sizeof scores);
+    tu_write_file(tu_path("truth.u8"), truth, sizeof truth);
 
     /* Cubes on 680 + 1.25·i eV: the window 690…730 is channels 8…40. The
      * reconstruction is the original plus noise, anti-correlated at some pixels. */
@@ -763,8 +738,8 @@ static void test_against_oracles(void **state)
             float x = pa[p * ORACLE_NE + e], noise = pb[p * ORACLE_NE + e] - 0.5f;
             pb[p * ORACLE_NE + e] = (p % 5 == 0 ? 1.0f - x : 10.0f * x) + 0.3f * (float)(p % 4) * noise;
         }
-    write_raw("orig.f32", pa, pixels * ORACLE_NE * sizeof(float));
-    write_raw("recon.f32", pb, pixels * ORACLE_NE * sizeof(float));
+    tu_write_file(tu_path("orig.f32"), pa, pixels * ORACLE_NE * sizeof(float));
+    tu_write_file(tu_path("recon.f32"), pb, pixels * ORACLE_NE * sizeof(float));
 
     const int bins = 256;
     int rc = tu_system("%s %s %s %d %d %d %d %d 680 1.25 690 730", python, script, tu_tmpdir(), ORACLE_N, bins,
@@ -826,10 +801,10 @@ static void test_otsu_against_skimage_edge_cases(void **state)
         data[2][i] = 1000.0f + data[0][i] * 1e-3f;     /* narrow range far from 0 */
         data[3][i] = data[0][i] * data[0][i] * data[0][i]; /* skewed */
     }
-    write_raw("otsu_cases.f32", data, sizeof data);
+    tu_write_file(tu_path("otsu_cases.f32"), data, sizeof data);
     const size_t bins[] = {2, 3, 17, 256, 1000};
     char script[1200];
-    snprintf(script, sizeof script, "%s/score_otsu_cases.py", test_data_dir());
+    snprintf(script, sizeof script, "%s/score_otsu_cases.py", tu_data_dir());
     assert_int_equal(tu_system("%s %s %s %d %d 2 3 17 256 1000 > %s", python, script, tu_path("otsu_cases.f32"), CASES,
                                N, tu_path("otsu_cases.txt")),
                      0);

@@ -14,47 +14,6 @@
 #include "testutil.h"
 #include "nn/model_private.h" /* the parameter block, to compare bits */
 
-#define T 8
-#define E 32
-#define E_START 695.0
-
-/* test_model.c's tiny network (2533 parameters), over options already
- * filled by eelsvae_model_options_init(); no assertions: threads call it. */
-static void tiny_arch(eelsvae_model_options *o)
-{
-    o->tile = T;
-    o->energy_channels = E;
-    o->energy_start = E_START;
-    o->conv_layers = 3;
-    const eelsvae_conv_spec layers[3] = {
-        {2, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-    };
-    memset(o->conv, 0, sizeof o->conv);
-    memcpy(o->conv, layers, sizeof layers);
-    o->hidden = 8;
-    o->latent = 4;
-    o->beta = 1.2;
-    o->loss = EELSVAE_LOSS_BERNOULLI;
-}
-
-/* 16 × 16 pixels, 686 … 737 eV at 1 eV per channel. */
-static eelsvae_cube *train_cube(uint64_t seed)
-{
-    eelsvae_synth_options s;
-    assert_ok(eelsvae_synth_options_init(&s));
-    s.ny = s.nx = 16;
-    s.energy_start = 686.0;
-    s.energy_end = 737.0;
-    s.dispersion = 1.0;
-    s.o_edge = 690.0;
-    s.seed = seed;
-    eelsvae_cube *c = NULL;
-    assert_ok(eelsvae_synth_generate(&s, &c, NULL));
-    return c;
-}
-
 /* One training: everything a thread needs, and what it produced. Nothing
  * here may call cmocka's assertions (they are not thread-safe), so the
  * job records its status and message instead. */
@@ -83,9 +42,8 @@ static void job_init(job *j, const eelsvae_cube *cube, uint64_t model_seed, uint
 static eelsvae_status train_and_save(job *j)
 {
     eelsvae_model_options o;
-    eelsvae_status st = eelsvae_model_options_init(&o, EELSVAE_PRESET_FAST);
+    eelsvae_status st = tu_tiny_model_options(&o); /* no assertions: threads call this */
     if (st != EELSVAE_OK) return st;
-    tiny_arch(&o);
     eelsvae_model *m = NULL;
     st = eelsvae_model_create(&o, j->model_seed, &m);
     if (st != EELSVAE_OK) return st;
@@ -170,7 +128,7 @@ static void job_free(job *j)
 static void test_concurrent_training_is_sequential_training(void **state)
 {
     (void)state;
-    eelsvae_cube *c1 = train_cube(11), *c2 = train_cube(12);
+    eelsvae_cube *c1 = tu_tiny_train_cube(16, 11), *c2 = tu_tiny_train_cube(16, 12);
     job seq[2], par[2];
     job_init(&seq[0], c1, 5, 7, "seq_a.evae");
     job_init(&seq[1], c2, 6, 9, "seq_b.evae");

@@ -391,7 +391,9 @@ EELSVAE_API eelsvae_status eelsvae_model_save(const eelsvae_model *model, const 
  * @param path File name.
  * @param[out] out The model.
  * @return ::EELSVAE_OK, ::EELSVAE_ERR_IO, ::EELSVAE_ERR_FORMAT (not a model
- *         file, truncated, inconsistent sizes — naming the offset),
+ *         file, truncated, inconsistent sizes — naming the offset — or an
+ *         architecture needing more working memory per tile than
+ *         max(1 GiB, 4096 × the file's size), which only a corrupt file has),
  *         ::EELSVAE_ERR_VERSION, ::EELSVAE_ERR_CHECKSUM, ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */

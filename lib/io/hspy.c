@@ -494,6 +494,31 @@ static eelsvae_status check_filters(const hspy_reader *r, hid_t dset)
     return st;
 }
 
+/* A corrupt header can claim any dataspace: before allocating, compare the
+ * bytes it needs with what the file stores. Deflate cannot shrink data more
+ * than about 1032-fold; with other filters (shuffle, n-bit, scale-offset)
+ * in the chain the bound is kept generous, 65536-fold. */
+static eelsvae_status check_stored_size(const hspy_reader *r, hid_t dset, hid_t ftype, size_t rank,
+                                        const size_t *shape)
+{
+    size_t need = H5Tget_size(ftype);
+    for (size_t d = 0; d < rank; d++)
+        if (evae_mul(need, shape[d], &need, "hspy data bytes") != EELSVAE_OK)
+            return evae_fail(EELSVAE_ERR_FORMAT, "%s: /Experiments/%s/data: its dataspace does not fit in memory",
+                             r->path, r->name);
+    hsize_t stored = H5Dget_storage_size(dset);
+    hid_t dcpl = H5Dget_create_plist(dset);
+    int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    double factor = filters <= 0 ? 1.0 : 65536.0;
+    if (stored == 0 || (double)need > factor * (double)stored)
+        return evae_fail(EELSVAE_ERR_FORMAT,
+                         "%s: /Experiments/%s/data claims %zu bytes of elements but the file stores %llu bytes of "
+                         "them (corrupt header)",
+                         r->path, r->name, need, (unsigned long long)stored);
+    return EELSVAE_OK;
+}
+
 static eelsvae_status read_elements(const hspy_reader *r, hid_t dset, eelsvae_signal **out)
 {
     hid_t space = H5Dget_space(dset), ftype = H5Dget_type(dset), mem = -1;
@@ -519,6 +544,7 @@ static eelsvae_status read_elements(const hspy_reader *r, hid_t dset, eelsvae_si
     eelsvae_dtype dtype = EELSVAE_DTYPE_FLOAT32;
     if (st == EELSVAE_OK) st = element_type(r, ftype, &dtype, &mem);
     if (st == EELSVAE_OK) st = check_filters(r, dset);
+    if (st == EELSVAE_OK) st = check_stored_size(r, dset, ftype, (size_t)rank, shape);
     eelsvae_signal *s = NULL;
     if (st == EELSVAE_OK) st = evae_signal_alloc(dtype, (size_t)rank, shape, &s);
     if (st == EELSVAE_OK && H5Dread(dset, mem, H5S_ALL, H5S_ALL, H5P_DEFAULT, s->data) < 0)
