@@ -1,6 +1,8 @@
 /* Core: status names, thread-local errors, checked sizes, allocation, RNG, atomic files, CRC-32. */
 #include "testutil.h"
 
+#include <sys/stat.h>
+
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -166,6 +168,30 @@ static void test_atomic_file_keeps_old_on_abort(void **state)
     assert_status(evae_read_file(path, 2, &data, &size), EELSVAE_ERR_FORMAT);
 }
 
+/* A written file has the mode fopen() would give it (0666 less the umask),
+ * not mkstemp's 0600, and a replaced file keeps its own mode. */
+static void test_atomic_file_mode(void **state)
+{
+    (void)state;
+    const char *path = tu_path("atomic-mode.txt");
+    remove(path);
+    mode_t old_mask = umask(027);
+    evae_atomic_file f;
+    assert_ok(evae_atomic_open(&f, path));
+    assert_ok(evae_atomic_write(&f, "x", 1));
+    assert_ok(evae_atomic_commit(&f));
+    umask(old_mask);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0640);
+    assert_int_equal(chmod(path, 0604), 0);
+    assert_ok(evae_atomic_open(&f, path));
+    assert_ok(evae_atomic_write(&f, "y", 1));
+    assert_ok(evae_atomic_commit(&f));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0604);
+}
+
 static void test_options_struct_size(void **state)
 {
     (void)state;
@@ -224,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_rng_deterministic_and_distributed),
         cmocka_unit_test(test_crc32_known_value),
         cmocka_unit_test(test_atomic_file_keeps_old_on_abort),
+        cmocka_unit_test(test_atomic_file_mode),
         cmocka_unit_test(test_options_struct_size),
         cmocka_unit_test(test_threads_setting),
         cmocka_unit_test(test_log_callback),

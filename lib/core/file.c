@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char *dup_string(const char *s)
@@ -13,6 +14,29 @@ static char *dup_string(const char *s)
     char *d = evae_malloc(n);
     if (d) memcpy(d, s, n);
     return d;
+}
+
+/* The mode a plain fopen() would give the file: an existing file keeps its
+ * own; a new one gets 0666 less the umask. The umask is read from
+ * /proc/self/status because umask() can only be read by changing it, which
+ * would race with other threads; 0644 where /proc says nothing. */
+static mode_t output_mode(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) return st.st_mode & 07777;
+    mode_t mask = 022;
+    FILE *status = fopen("/proc/self/status", "r");
+    if (status) {
+        char line[128];
+        unsigned value = 0;
+        while (fgets(line, sizeof line, status))
+            if (sscanf(line, "Umask: %o", &value) == 1) {
+                mask = (mode_t)value;
+                break;
+            }
+        fclose(status);
+    }
+    return 0666 & ~mask;
 }
 
 eelsvae_status evae_atomic_open(evae_atomic_file *f, const char *path)
@@ -34,6 +58,8 @@ eelsvae_status evae_atomic_open(evae_atomic_file *f, const char *path)
         evae_atomic_abort(f);
         return evae_fail(EELSVAE_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(err));
     }
+    /* mkstemp makes it 0600; the renamed file should read like any other. */
+    (void)fchmod(fd, output_mode(path));
     f->fp = fdopen(fd, "wb");
     if (!f->fp) {
         int err = errno;
