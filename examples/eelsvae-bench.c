@@ -262,7 +262,7 @@ static void load_model(bench *b)
     cli_check(eelsvae_model_load(b->a.model, &b->model), b->a.model);
     snprintf(b->rep.setup, sizeof b->rep.setup,
              "Model: loaded from %s (%zu parameters), not trained in this run. PCA: centred, on the full energy "
-             "range after the paper's preprocessing with a %zu × %zu spatial mean. Threads %d. Built with %s.",
+             "range after the paper's chain with a %zu × %zu spatial mean (1 × 1: none). Threads %d. Built with %s.",
              b->a.model, eelsvae_model_parameter_count(b->model), b->a.mean_filter, b->a.mean_filter,
              eelsvae_threads(), __VERSION__);
     stage_end(b, "load VAE");
@@ -295,8 +295,8 @@ static void train(bench *b)
     snprintf(b->rep.setup, sizeof b->rep.setup,
              "Model: %s preset, %zu parameters, tiles %zu × %zu × %zu channels from %g eV, latent %zu; "
              "%zu epochs, batch %zu, tile stride %zu; reconstruction tile stride %zu. PCA: centred, no Poisson weighting, on the full energy range "
-             "after the paper's preprocessing (blur σ 0.5, 1st–99th percentile scaling of the clean SI, "
-             "%zu × %zu spatial mean; the VAE's training used the same chain). Threads %d. Built with %s.",
+             "after the paper's chain (blur σ 0.5, 1st–99th percentile scaling of the clean SI, "
+             "then a %zu × %zu spatial mean, 1 × 1 meaning none; the VAE's training used the same chain). Threads %d. Built with %s.",
              b->a.preset == EELSVAE_PRESET_FAST ? "fast" : "paper", eelsvae_model_parameter_count(b->model), mo.tile,
              mo.tile, mo.energy_channels, mo.energy_start, mo.latent, to.epochs, to.batch,
              to.tile_stride ? to.tile_stride : mo.tile, b->a.recon_stride ? b->a.recon_stride : mo.tile / 2,
@@ -418,7 +418,7 @@ static void measure_fidelity(bench *b, const eelsvae_cube *clean_pp, const eelsv
     r->have_fidelity = 1;
     snprintf(r->fidelity_note, sizeof r->fidelity_note,
              "The VAE is compared in its own input space (the model's energy range and recorded scaling), PCA in the "
-             "full-range paper preprocessing. %s",
+             "full-range preprocessing. %s",
              isnan(r->fidelity[1].bg_pcc)
                  ? "The VAE's background fidelity is n/a: its energy range does not cover the background region "
                    "(the fast preset models only the Fe L2,3 edge)."
