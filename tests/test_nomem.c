@@ -126,10 +126,10 @@ static unsigned long sweep(const sweep_op *op)
 
 #define NY 16
 #define NX 16
-#define T 8          /* tile */
-#define E 32         /* channels the model takes */
-#define L 4          /* latent */
-#define E_START 695.0
+#define T TU_TINY_TILE         /* tile */
+#define E TU_TINY_CHANNELS     /* channels the model takes */
+#define L TU_TINY_LATENT       /* latent */
+#define E_START TU_TINY_ENERGY_START
 
 /* A synthetic SI in counts, 686 … 737 eV at 1 eV per channel. */
 static eelsvae_cube *synth_cube(uint64_t seed)
@@ -193,26 +193,6 @@ static void assert_same_reconstruction(const eelsvae_cube *a, const eelsvae_cube
     assert_true(ay == by && ax == bx && ae == be);
     const float *x = eelsvae_cube_data_const(a), *y = eelsvae_cube_data_const(b);
     for (size_t i = 0; i < ay * ax * ae; i++) assert_close(x[i], y[i], 1e-6, 0);
-}
-
-static void tiny_arch(eelsvae_model_options *o)
-{
-    assert_ok(eelsvae_model_options_init(o, EELSVAE_PRESET_FAST));
-    o->tile = T;
-    o->energy_channels = E;
-    o->energy_start = E_START;
-    o->conv_layers = 3;
-    const eelsvae_conv_spec layers[3] = {
-        {2, {1, 1, 3}, {1, 1, 2}, {0, 0, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-        {4, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}},
-    };
-    memset(o->conv, 0, sizeof o->conv);
-    memcpy(o->conv, layers, sizeof layers);
-    o->hidden = 8;
-    o->latent = L;
-    o->beta = 1.2;
-    o->loss = EELSVAE_LOSS_BERNOULLI;
 }
 
 /* 16 × 16 scan at stride 4: 9 tiles, 2 held out, two batches of 4 and 3. */
@@ -300,7 +280,7 @@ static void fixture_up(void)
     memset(&F, 0, sizeof F);
     F.raw = synth_cube(11);
     eelsvae_model_options o;
-    tiny_arch(&o);
+    assert_ok(tu_tiny_model_options(&o));
     assert_ok(eelsvae_model_create(&o, 5, &F.trained));
     eelsvae_train_options t;
     train_options(&t);
@@ -1100,7 +1080,7 @@ static eelsvae_status write_old(eelsvae_status (*run)(void))
     }
     if (run == run_model_save || run == run_checkpoint_save) {
         eelsvae_model_options o;
-        tiny_arch(&o);
+        assert_ok(tu_tiny_model_options(&o));
         eelsvae_model *other = NULL;
         assert_ok(eelsvae_model_create(&o, 99, &other));
         eelsvae_status st = eelsvae_model_save(other, F.path, 0);
