@@ -842,11 +842,16 @@ uint8_t *cli_load_mask(const char *path, size_t ny, size_t nx)
     size_t ndim = 0, shape[EELSVAE_SIGNAL_MAX_DIMS] = {0};
     eelsvae_dtype dtype = EELSVAE_DTYPE_FLOAT32;
     eelsvae_signal_shape(s, &ndim, shape, &dtype);
-    if (ndim != 2 || shape[0] != ny || shape[1] != nx)
+    /* Freed before failing: exit() then holds no memory that was read for nothing. */
+    if (ndim != 2 || shape[0] != ny || shape[1] != nx) {
+        eelsvae_signal_free(s);
         cli_fail("%s: a mask must be %zu × %zu (y × x) to match the cube; this is %zu-D, %zu × %zu…", path, ny, nx,
                  ndim, shape[0], ndim > 1 ? shape[1] : 1);
-    if (dtype == EELSVAE_DTYPE_COMPLEX64 || dtype == EELSVAE_DTYPE_COMPLEX128 || dtype == EELSVAE_DTYPE_RGBA8)
+    }
+    if (dtype == EELSVAE_DTYPE_COMPLEX64 || dtype == EELSVAE_DTYPE_COMPLEX128 || dtype == EELSVAE_DTYPE_RGBA8) {
+        eelsvae_signal_free(s);
         cli_fail("%s: a mask holds numbers, not %s", path, eelsvae_dtype_name(dtype));
+    }
     uint8_t *mask = malloc(ny * nx);
     if (!mask) cli_fail("out of memory");
     for (size_t i = 0; i < ny * nx; i++) mask[i] = cli_signal_value(s, i) != 0.0;
