@@ -28,7 +28,8 @@ fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e
-OMP_NUM_THREADS=1 valgrind --tool=helgrind --error-exitcode=97 --log-file="$log" "$exe"
+OMP_NUM_THREADS=1 valgrind --tool=helgrind --error-exitcode=97 --suppressions="$(dirname "$0")/helgrind.supp" \
+  --log-file="$log" "$exe"
 rc=$?
 set -e
 if [[ $rc -ne 0 ]]; then
