@@ -109,9 +109,14 @@ def test_npy_signal_files(tmp_path, rng):
     assert info.value.status == Status.INVALID_ARGUMENT
 
 
-@pytest.mark.xfail(strict=False, reason="lib/io/signal.c read_npy_signal() reads every .npy as float32; "
-                                        "io.h promises the element type the file holds")
 def test_npy_signal_keeps_the_file_dtype(tmp_path, rng):
     a = rng.integers(0, 5000, size=(3, 4)).astype(np.uint16)
     np.save(tmp_path / "u16.npy", a)
-    assert eelsvae.Signal.load(tmp_path / "u16.npy").dtype == np.uint16
+    s = eelsvae.Signal.load(tmp_path / "u16.npy")
+    assert s.dtype == np.uint16
+    np.testing.assert_array_equal(s.to_numpy(), a)
+    f = np.asfortranarray(rng.integers(-9, 9, size=(3, 5, 2)).astype(">i8"))
+    np.save(tmp_path / "i8f.npy", f)
+    s = eelsvae.Signal.load(tmp_path / "i8f.npy")
+    assert s.dtype == np.int64
+    np.testing.assert_array_equal(s.to_numpy(), f)
