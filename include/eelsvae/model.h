@@ -346,7 +346,8 @@ EELSVAE_API eelsvae_status eelsvae_model_reconstruct(const eelsvae_model *model,
 
 /**
  * @brief Latent encoding (μ and log σ²) of every tile of a prepared cube,
- *        in the order of eelsvae_cube_to_tiles().
+ *        in the order of eelsvae_cube_to_tiles() at stride T (no overlap:
+ *        eelsvae_tiling() with stride 0 gives the tile count).
  * @param model The model.
  * @param prepared Output of eelsvae_model_prepare().
  * @param[out] mu tiles·L floats.
