@@ -22,6 +22,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Strings longer than this in metadata are ignored rather than read. */
 #define HSPY_TEXT_MAX ((size_t)1 << 20)
@@ -506,15 +507,20 @@ static eelsvae_status check_stored_size(const hspy_reader *r, hid_t dset, hid_t 
         if (evae_mul(need, shape[d], &need, "hspy data bytes") != EELSVAE_OK)
             return evae_fail(EELSVAE_ERR_FORMAT, "%s: /Experiments/%s/data: its dataspace does not fit in memory",
                              r->path, r->name);
-    hsize_t stored = H5Dget_storage_size(dset);
+    /* The storage size comes from the (possibly corrupt) chunk index too:
+     * no dataset stores more bytes than the whole file holds. */
+    hsize_t stored = H5Dget_storage_size(dset), file_bytes = 0;
+    struct stat st;
+    if (stat(r->path, &st) == 0 && st.st_size > 0) file_bytes = (hsize_t)st.st_size;
+    if (file_bytes && stored > file_bytes) stored = file_bytes;
     hid_t dcpl = H5Dget_create_plist(dset);
     int filters = dcpl >= 0 ? H5Pget_nfilters(dcpl) : 0;
     if (dcpl >= 0) H5Pclose(dcpl);
     double factor = filters <= 0 ? 1.0 : 65536.0;
     if (stored == 0 || (double)need > factor * (double)stored)
         return evae_fail(EELSVAE_ERR_FORMAT,
-                         "%s: /Experiments/%s/data claims %zu bytes of elements but the file stores %llu bytes of "
-                         "them (corrupt header)",
+                         "%s: /Experiments/%s/data claims %zu bytes of elements but the file stores at most %llu "
+                         "bytes of them (corrupt header)",
                          r->path, r->name, need, (unsigned long long)stored);
     return EELSVAE_OK;
 }
