@@ -110,7 +110,7 @@ for name in "${harnesses[@]}"; do
     cat "$out/last.txt" >> "$out/log.txt"
     found=$(( $(ls "$out/findings" | wc -l) - before ))
     (( rc == 0 )) && break
-    if (( found == 1 )) && upstream_crash "$out/last.txt" && (( upstream < 50 )); then
+    if (( found == 1 )) && upstream_crash "$out/last.txt" && (( upstream < 1000 )); then
       file=$(ls -t "$out/findings" | head -n 1)
       mv "$out/findings/$file" "$out/upstream/"
       cp "$out/last.txt" "$out/upstream/$file.log"
