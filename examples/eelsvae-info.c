@@ -83,7 +83,8 @@ static void print_values(const eelsvae_signal *s, eelsvae_dtype dtype, size_t co
     double lo = INFINITY, hi = -INFINITY, sum = 0;
     size_t finite = 0;
     for (size_t i = 0; i < count; i++) {
-        double v = cli_signal_value(s, i);
+        double v = NAN;
+        cli_check(eelsvae_signal_value(s, i, &v), "signal values");
         if (!isfinite(v)) continue;
         lo = v < lo ? v : lo;
         hi = v > hi ? v : hi;

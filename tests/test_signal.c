@@ -63,6 +63,61 @@ static void test_create_and_shape(void **state)
     assert_null(s);
 }
 
+/* Every numeric element type read back as a double at its flat index, and
+ * the refusals: past the end, complex and RGBA elements, NULL arguments. */
+static void test_value(void **state)
+{
+    (void)state;
+    size_t shape[2] = {2, 2};
+    const int8_t i8[4] = {-128, 0, 1, 127};
+    const uint16_t u16[4] = {0, 1, 40000, 65535};
+    const int32_t i32[4] = {INT32_MIN, -1, 2, INT32_MAX};
+    const int64_t i64[4] = {-((int64_t)1 << 53), 3, -7, (int64_t)1 << 53};
+    const uint64_t u64[4] = {0, 9, UINT64_C(1) << 63, 12};
+    const float f32[4] = {-1.5f, 0.25f, 3e38f, -0.0f};
+    const double f64[4] = {1e300, -2.5, 0.1, INFINITY};
+    const uint8_t b[4] = {1, 0, 0, 1};
+    const struct {
+        eelsvae_dtype dtype;
+        const void *data;
+        double want[4];
+    } cases[] = {
+        {EELSVAE_DTYPE_INT8, i8, {-128, 0, 1, 127}},
+        {EELSVAE_DTYPE_UINT16, u16, {0, 1, 40000, 65535}},
+        {EELSVAE_DTYPE_INT32, i32, {INT32_MIN, -1, 2, INT32_MAX}},
+        {EELSVAE_DTYPE_INT64, i64, {-9007199254740992.0, 3, -7, 9007199254740992.0}},
+        {EELSVAE_DTYPE_UINT64, u64, {0, 9, 9223372036854775808.0, 12}},
+        {EELSVAE_DTYPE_FLOAT32, f32, {-1.5, 0.25, (double)3e38f, -0.0}},
+        {EELSVAE_DTYPE_FLOAT64, f64, {1e300, -2.5, 0.1, INFINITY}},
+        {EELSVAE_DTYPE_BOOL, b, {1, 0, 0, 1}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        eelsvae_signal *s = NULL;
+        assert_ok(eelsvae_signal_create(cases[c].dtype, 2, shape, cases[c].data, &s));
+        for (size_t i = 0; i < 4; i++) {
+            double v = NAN;
+            assert_ok(eelsvae_signal_value(s, i, &v));
+            assert_true(v == cases[c].want[i]);
+        }
+        double untouched = 42.0;
+        assert_status(eelsvae_signal_value(s, 4, &untouched), EELSVAE_ERR_RANGE);
+        assert_non_null(strstr(eelsvae_last_error(), "index 4 of a signal of 4 elements"));
+        assert_true(untouched == 42.0);
+        assert_status(eelsvae_signal_value(s, 0, NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+        eelsvae_signal_free(s);
+    }
+    double v = 0.0;
+    assert_status(eelsvae_signal_value(NULL, 0, &v), EELSVAE_ERR_INVALID_ARGUMENT);
+    const eelsvae_dtype not_numbers[3] = {EELSVAE_DTYPE_COMPLEX64, EELSVAE_DTYPE_COMPLEX128, EELSVAE_DTYPE_RGBA8};
+    for (size_t t = 0; t < 3; t++) {
+        eelsvae_signal *s = NULL;
+        assert_ok(eelsvae_signal_create(not_numbers[t], 2, shape, NULL, &s));
+        assert_status(eelsvae_signal_value(s, 0, &v), EELSVAE_ERR_UNSUPPORTED);
+        assert_non_null(strstr(eelsvae_last_error(), eelsvae_dtype_name(not_numbers[t])));
+        eelsvae_signal_free(s);
+    }
+}
+
 static void test_dtype_names_and_sizes(void **state)
 {
     (void)state;
@@ -648,6 +703,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_and_shape),
+        cmocka_unit_test(test_value),
         cmocka_unit_test(test_dtype_names_and_sizes),
         cmocka_unit_test(test_axes),
         cmocka_unit_test(test_metadata),

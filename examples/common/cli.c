@@ -616,28 +616,6 @@ void cli_check_file(eelsvae_status st, const char *path)
     cli_fail("%s: %s (%s)", path, msg, eelsvae_strerror(st));
 }
 
-double cli_signal_value(const eelsvae_signal *signal, size_t i)
-{
-    eelsvae_dtype dtype = EELSVAE_DTYPE_FLOAT32;
-    eelsvae_signal_shape(signal, NULL, NULL, &dtype);
-    const void *data = eelsvae_signal_data(signal);
-    switch (dtype) {
-    case EELSVAE_DTYPE_INT8: return ((const int8_t *)data)[i];
-    case EELSVAE_DTYPE_UINT8:
-    case EELSVAE_DTYPE_BOOL: return ((const uint8_t *)data)[i];
-    case EELSVAE_DTYPE_INT16: return ((const int16_t *)data)[i];
-    case EELSVAE_DTYPE_UINT16: return ((const uint16_t *)data)[i];
-    case EELSVAE_DTYPE_INT32: return ((const int32_t *)data)[i];
-    case EELSVAE_DTYPE_UINT32: return ((const uint32_t *)data)[i];
-    case EELSVAE_DTYPE_INT64: return (double)((const int64_t *)data)[i];
-    case EELSVAE_DTYPE_UINT64: return (double)((const uint64_t *)data)[i];
-    case EELSVAE_DTYPE_FLOAT32: return ((const float *)data)[i];
-    case EELSVAE_DTYPE_FLOAT64: return ((const double *)data)[i];
-    default: break;
-    }
-    return NAN;
-}
-
 static const json *sidecar_member(const json *object, const char *key, json_type type, int required,
                                   const char *sidecar, const char *where)
 {
@@ -854,7 +832,11 @@ uint8_t *cli_load_mask(const char *path, size_t ny, size_t nx)
     }
     uint8_t *mask = malloc(ny * nx);
     if (!mask) cli_fail("out of memory");
-    for (size_t i = 0; i < ny * nx; i++) mask[i] = cli_signal_value(s, i) != 0.0;
+    for (size_t i = 0; i < ny * nx; i++) {
+        double v = 0.0;
+        cli_check(eelsvae_signal_value(s, i, &v), path);
+        mask[i] = v != 0.0;
+    }
     eelsvae_signal_free(s);
     return mask;
 }

@@ -113,9 +113,6 @@ void cli_json_number(cli_text *t, double v);
  * last when all are; exits naming `path` when there are several. */
 size_t cli_energy_axis(const eelsvae_signal *signal, const char *path);
 
-/* Element i of a real-valued signal as a double (NaN for complex/RGB). */
-double cli_signal_value(const eelsvae_signal *signal, size_t i);
-
 /* Load the main signal of a file as a cube with its energy calibration.
  * The calibration comes from the file (or a .npy file's sidecar);
  * energy_offset / energy_scale (eV; NAN = not given) override it, and both

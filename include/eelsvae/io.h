@@ -170,6 +170,21 @@ EELSVAE_API void eelsvae_signal_shape(const eelsvae_signal *signal, size_t *ndim
 EELSVAE_API const void *eelsvae_signal_data(const eelsvae_signal *signal);
 
 /**
+ * @brief One element as a double, whatever the element type.
+ *
+ * 64-bit integers beyond 2^53 are rounded to the nearest double.
+ * @param signal The signal.
+ * @param index Flat index in C order, below the product of the shape.
+ * @param[out] value The element.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a NULL pointer),
+ *         ::EELSVAE_ERR_RANGE (@p index past the last element; the message
+ *         gives both), ::EELSVAE_ERR_UNSUPPORTED (complex or RGBA elements,
+ *         which are not one number).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_signal_value(const eelsvae_signal *signal, size_t index, double *value);
+
+/**
  * @brief Bytes of one element of a type.
  * @param dtype Element type.
  * @return The size in bytes, 0 for an unknown type.

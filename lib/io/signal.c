@@ -439,6 +439,20 @@ static double element_as_double(const void *data, eelsvae_dtype dtype, size_t i)
     return NAN;
 }
 
+eelsvae_status eelsvae_signal_value(const eelsvae_signal *signal, size_t index, double *value)
+{
+    if (!signal || !value) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "signal_value: NULL argument");
+    if (index >= signal->count)
+        return evae_fail(EELSVAE_ERR_RANGE, "signal_value: index %zu of a signal of %zu elements", index,
+                         signal->count);
+    if (signal->dtype == EELSVAE_DTYPE_COMPLEX64 || signal->dtype == EELSVAE_DTYPE_COMPLEX128 ||
+        signal->dtype == EELSVAE_DTYPE_RGBA8)
+        return evae_fail(EELSVAE_ERR_UNSUPPORTED, "signal_value: %s elements are not one number",
+                         eelsvae_dtype_name(signal->dtype));
+    *value = element_as_double(signal->data, signal->dtype, index);
+    return EELSVAE_OK;
+}
+
 static void set_cube_axis(eelsvae_cube *c, eelsvae_axis axis, const evae_signal_axis *a)
 {
     /* Units longer than the cube keeps are dropped rather than failing the load. */

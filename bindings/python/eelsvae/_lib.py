@@ -358,6 +358,7 @@ FUNCTIONS = {
     "eelsvae_signal_free": (None, [SignalP]),
     "eelsvae_signal_shape": (None, [SignalP, P_size, P_size, P_int]),
     "eelsvae_signal_data": (c_void_p, [SignalP]),
+    "eelsvae_signal_value": (STATUS, [SignalP, c_size_t, P_double]),
     "eelsvae_dtype_size": (c_size_t, [c_enum]),
     "eelsvae_dtype_name": (c_char_p, [c_enum]),
     "eelsvae_signal_axis": (STATUS, [SignalP, c_size_t, P_double, P_double, P_str, P_str, P_int]),
