@@ -430,14 +430,37 @@ static void measure_fidelity(bench *b, const eelsvae_cube *clean_pp, const eelsv
 
 /* ---------- detection on one injected SI ---------- */
 
-static void add_row(bench *b, int method, double shift, size_t disks, double radius, double fraction,
-                    const cli_detection *d, const uint8_t *truth)
+/* One injected SI: its shift, its disks, and the truth. */
+typedef struct injection {
+    double shift, radius, fraction;
+    size_t disks;
+    uint8_t *truth; /* ny·nx, 1 inside a disk */
+    uint8_t *rim;   /* ny·nx, 1 on a disk's outer one-pixel ring (more than radius − 1 from its centre) */
+    double *centres;
+} injection;
+
+static void add_row(bench *b, int method, const injection *in, const cli_detection *d)
 {
     eelsvae_metrics m;
     double roc = NAN, ap = NAN;
-    cli_measure(d, truth, &m, &roc, &ap);
+    cli_measure(d, in->truth, &m, &roc, &ap);
     bench_row *w = &b->rows[b->rep.n_rows++];
-    *w = (bench_row){method, shift, disks, radius, fraction, m.precision, m.recall, m.f1, m.iou, roc, ap};
+    *w = (bench_row){method, in->shift, in->disks, in->radius, in->fraction, m.precision, m.recall, m.f1, m.iou, roc,
+                     ap, d->threshold, NAN, NAN, 0, 0, 0};
+    double sum[2] = {0, 0};
+    size_t count[2] = {0, 0};
+    for (size_t i = 0; i < b->n; i++) {
+        int anomalous = in->truth[i] != 0;
+        sum[anomalous] += d->score[i];
+        count[anomalous]++;
+        if (anomalous && !d->mask[i]) {
+            w->missed++;
+            w->missed_rim += in->rim[i];
+        }
+        if (!anomalous && d->mask[i]) w->false_alarms++;
+    }
+    if (count[0]) w->mean_normal = sum[0] / (double)count[0];
+    if (count[1]) w->mean_anomalous = sum[1] / (double)count[1];
 }
 
 static float *sum_image(const bench *b, const eelsvae_cube *cube)
@@ -460,14 +483,13 @@ static void keep_spectra(bench *b, const eelsvae_cube *injected)
     memcpy(b->fig.after, after, b->ne * sizeof(float));
 }
 
-static void detect_vae(bench *b, const eelsvae_cube *injected, const uint8_t *truth, double shift, size_t disks,
-                       double radius, double fraction, int featured)
+static void detect_vae(bench *b, const eelsvae_cube *injected, const injection *in, int featured)
 {
     eelsvae_cube *prep = NULL, *recon = NULL;
     cli_check(eelsvae_model_prepare(b->model, injected, &prep), "preparing the injected SI");
     cli_check(eelsvae_model_reconstruct(b->model, prep, b->a.recon_stride, &recon), "VAE reconstruction");
     cli_detection d = cli_score(prep, recon, WIN_LO, WIN_HI, OTSU_BINS, NULL);
-    add_row(b, BENCH_VAE, shift, disks, radius, fraction, &d, truth);
+    add_row(b, BENCH_VAE, in, &d);
     if (featured) {
         b->fig.det[0] = d;
         b->fig.sum[0] = sum_image(b, recon);
@@ -479,14 +501,13 @@ static void detect_vae(bench *b, const eelsvae_cube *injected, const uint8_t *tr
     eelsvae_cube_free(prep);
 }
 
-static void detect_pca(bench *b, const eelsvae_cube *injected, const uint8_t *truth, double shift, size_t disks,
-                       double radius, double fraction, int featured)
+static void detect_pca(bench *b, const eelsvae_cube *injected, const injection *in, int featured)
 {
     eelsvae_cube *pp = preprocess_fixed(b, injected);
     for (int m = BENCH_PCA3; m <= BENCH_PCA5; m++) {
         eelsvae_cube *recon = pca_reconstruct(pp, (size_t)(m - BENCH_PCA3 + 3));
         cli_detection d = cli_score(pp, recon, WIN_LO, WIN_HI, OTSU_BINS, NULL);
-        add_row(b, m, shift, disks, radius, fraction, &d, truth);
+        add_row(b, m, in, &d);
         if (featured && m == BENCH_PCA4) {
             b->fig.det[1] = d;
             b->fig.sum[1] = sum_image(b, recon);
@@ -498,33 +519,49 @@ static void detect_pca(bench *b, const eelsvae_cube *injected, const uint8_t *tr
     eelsvae_cube_free(pp);
 }
 
+/* The disks of one setting, and which of their pixels lie on the outer ring. */
+static injection make_injection(const bench *b, double shift, size_t disks, double radius)
+{
+    injection in = {shift, radius, 0.0, disks, xmalloc(b->n), xmalloc(b->n), xmalloc(2 * disks * sizeof(double))};
+    cli_check(eelsvae_disk_mask(b->ny, b->nx, disks, radius, 2 * radius + 4, b->a.seed, in.truth, in.centres),
+              "disk mask");
+    size_t anomalous = 0;
+    for (size_t y = 0; y < b->ny; y++)
+        for (size_t x = 0; x < b->nx; x++) {
+            size_t i = y * b->nx + x;
+            double nearest = INFINITY;
+            for (size_t k = 0; k < disks; k++)
+                nearest = fmin(nearest, hypot((double)y - in.centres[2 * k], (double)x - in.centres[2 * k + 1]));
+            in.rim[i] = in.truth[i] && nearest > radius - 1.0;
+            anomalous += in.truth[i];
+        }
+    in.fraction = (double)anomalous / (double)b->n;
+    return in;
+}
+
 /* Inject ΔE into disks of the clean counts and score every method. */
 static void evaluate(bench *b, double shift, size_t disks, double radius, int featured)
 {
-    uint8_t *truth = xmalloc(b->n);
-    double *centres = xmalloc(2 * disks * sizeof *centres);
-    cli_check(eelsvae_disk_mask(b->ny, b->nx, disks, radius, 2 * radius + 4, b->a.seed, truth, centres), "disk mask");
-    size_t anomalous = 0;
-    for (size_t i = 0; i < b->n; i++) anomalous += truth[i];
-    double fraction = (double)anomalous / (double)b->n;
+    injection in = make_injection(b, shift, disks, radius);
     eelsvae_cube *injected = NULL;
     cli_check(eelsvae_cube_copy(b->raw, &injected), "copy");
-    cli_check(eelsvae_cube_inject_shift(injected, truth, b->n, WIN_LO, WIN_HI, shift), "injection");
+    cli_check(eelsvae_cube_inject_shift(injected, in.truth, b->n, WIN_LO, WIN_HI, shift), "injection");
     if (featured) {
         b->fig.shift = shift;
-        b->fig.truth = truth;
-        b->fig.centres = centres;
+        b->fig.truth = in.truth;
+        b->fig.centres = in.centres;
         keep_spectra(b, injected);
     }
-    detect_vae(b, injected, truth, shift, disks, radius, fraction, featured);
-    detect_pca(b, injected, truth, shift, disks, radius, fraction, featured);
+    detect_vae(b, injected, &in, featured);
+    detect_pca(b, injected, &in, featured);
     eelsvae_cube_free(injected);
     const bench_row *w = &b->rows[b->rep.n_rows - BENCH_METHODS];
     fprintf(stderr, "           ΔE %g eV, %zu disks r %g: F1 VAE %.3f  PCA3 %.3f  PCA4 %.3f  PCA5 %.3f\n", shift, disks,
             radius, w[0].f1, w[1].f1, w[2].f1, w[3].f1);
+    free(in.rim);
     if (!featured) {
-        free(truth);
-        free(centres);
+        free(in.truth);
+        free(in.centres);
     }
 }
 

@@ -51,6 +51,30 @@ for label in VAE "PCA 3" "PCA 4" "PCA 5"; do
 done
 grep -q "^| total |" "$out/summary.md" || fail "summary.md: no timings"
 
+# The misses table, "missed (on the outer ring) / false alarms" per method and
+# shift, must agree with results.csv: with A anomalous pixels (the summary's
+# percentage of the 48 × 48 scan), missed = A·(1 − recall) and false alarms =
+# TP·(1/precision − 1); the ring's count is part of the misses.
+percent=$(grep -o "radius 5 px ([0-9.]* % of the pixels)" "$out/summary.md" | grep -o "[0-9.]* %" | tr -d ' %')
+[[ -n "$percent" ]] || fail "summary.md: no anomalous fraction"
+anomalous=$(awk -v f="$percent" 'BEGIN { printf "%d", f / 100 * 48 * 48 + 0.5 }')
+declare -A csv_id=([VAE]=vae ["PCA 3"]=pca3 ["PCA 4"]=pca4 ["PCA 5"]=pca5)
+for label in VAE "PCA 3" "PCA 4" "PCA 5"; do
+  row=$(grep "^| $label | [0-9]* ([0-9]*) / [0-9]* |" "$out/summary.md") || fail "summary.md: no misses row for $label"
+  col=0
+  for shift in 0.9 5.4; do
+    col=$((col + 1))
+    read -r missed rim alarms < <(echo "$row" | awk -F'|' -v c=$((col + 2)) '{ gsub(/[()\/]/, " ", $c); print $c }')
+    [[ $rim -le $missed ]] || fail "$label at $shift eV: $rim ring misses of $missed"
+    awk -F, -v m="${csv_id[$label]}" -v s=$shift -v a="$anomalous" -v miss="$missed" -v fa="$alarms" '
+      $1 == m && $2 == s && $3 == 2 && $4 == 5 {
+        found = 1; tp = a - miss
+        if (miss != int(a * (1 - $6) + 0.5)) { print "misses " miss ", recall " $6 " of " a; bad = 1 }
+        if ($5 > 0 && fa != int(tp * (1 / $5 - 1) + 0.5)) { print "false alarms " fa ", precision " $5; bad = 1 }
+      } END { exit bad || !found }' "$out/results.csv" || fail "$label at $shift eV: misses table vs results.csv"
+  done
+done
+
 # report.html shows every figure, and every file it refers to exists.
 for fig in fig1_maps.svg fig2_spectrum.svg fig3_histograms.svg fig4_f1.svg fig4b_precision_recall.svg \
     fig5_latent.svg fig6_concentration.svg; do

@@ -21,6 +21,11 @@ typedef struct bench_row {
     double radius;
     double fraction; /* anomalous pixels / all pixels */
     double precision, recall, f1, iou, roc_auc, pr_auc;
+    double threshold;          /* Otsu's, on the method's own PCC map */
+    double mean_normal;        /* mean PCC of the normal pixels */
+    double mean_anomalous;     /* mean PCC of the anomalous pixels */
+    size_t missed, missed_rim; /* anomalous pixels not flagged; of them, on a disk's outer one-pixel ring */
+    size_t false_alarms;       /* normal pixels flagged */
 } bench_row;
 
 /* Reconstruction against the noise-free cube: PCC (mean over pixels) and
