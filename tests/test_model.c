@@ -833,6 +833,24 @@ static void test_bad_files(void **state)
 
 /* ---- the input transform and detection ------------------------------------------------------------ */
 
+/* The model's E channels on its grid E_START + k eV, from a 24 × 24 cube at
+ * 1 eV per channel whose channel `below` lies `frac` of a channel under
+ * E_START: (1 − frac)·channel below + k plus frac·channel below + k + 1. */
+static eelsvae_cube *resampled_crop(const eelsvae_cube *c, size_t below, float frac)
+{
+    size_t ne = 0;
+    eelsvae_cube_shape(c, NULL, NULL, &ne);
+    eelsvae_cube *out = NULL;
+    assert_ok(eelsvae_cube_create(24, 24, E, &out));
+    assert_ok(eelsvae_cube_set_axis(out, EELSVAE_AXIS_E, E_START, 1.0, "eV"));
+    for (size_t p = 0; p < 24 * 24; p++)
+        for (size_t k = 0; k < E; k++) {
+            const float *src = eelsvae_cube_data_const(c) + p * ne + below + k;
+            eelsvae_cube_data(out)[p * E + k] = (1.0f - frac) * src[0] + frac * src[1];
+        }
+    return out;
+}
+
 static void test_prepare(void **state)
 {
     (void)state;
@@ -863,7 +881,8 @@ static void test_prepare(void **state)
     assert_ok(eelsvae_cube_crop_energy(cube, E_START, E_START + E - 1, &oracle));
     eelsvae_preprocess_options pre;
     assert_ok(eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_PAPER));
-    assert_ok(eelsvae_cube_preprocess(oracle, &pre, NULL, NULL));
+    double train_lo = 0, train_hi = 0;
+    assert_ok(eelsvae_cube_preprocess(oracle, &pre, &train_lo, &train_hi));
     const float *a = eelsvae_cube_data(prep), *b = eelsvae_cube_data(oracle);
     for (size_t i = 0; i < 24 * 24 * E; i++) {
         assert_true(a[i] >= 0.0f && a[i] <= 1.0f);
@@ -887,13 +906,32 @@ static void test_prepare(void **state)
     eelsvae_cube_free(prep);
     eelsvae_cube_free(bright);
 
-    /* a cube that starts below the range by a fraction of a channel still crops from its
-     * first channel at or above 695 eV */
+    /* A cube whose channels sit 0.4 eV (0.4 channel) off the training grid is
+     * resampled onto it: the channel at 695 eV is 0.4 × the one at 694.4 eV
+     * plus 0.6 × the one at 695.4 eV, then preprocessed with the training's
+     * scaling. */
     eelsvae_cube *shifted = synth(24, 24, 686.4, 737.4, 1.0, 1000.0, 23);
     assert_ok(eelsvae_model_prepare(m, shifted, &prep));
     assert_ok(eelsvae_cube_axis(prep, EELSVAE_AXIS_E, &off, NULL, NULL));
-    assert_close(off, 695.4, 1e-9, 0);
+    assert_close(off, E_START, 1e-9, 0);
+    eelsvae_cube *resampled = resampled_crop(shifted, 8, 0.6f); /* 686.4 + 8 = 694.4 eV */
+    pre.use_fixed_scaling = 1;
+    pre.scale_lo = train_lo;
+    pre.scale_hi = train_hi;
+    assert_ok(eelsvae_cube_preprocess(resampled, &pre, NULL, NULL));
+    for (size_t i = 0; i < 24 * 24 * E; i++)
+        assert_close(eelsvae_cube_data(prep)[i], eelsvae_cube_data(resampled)[i], 1e-5, 1e-5);
+    eelsvae_cube_free(resampled);
     eelsvae_cube_free(prep);
+    /* within a thousandth of a channel of the grid: taken as it is, no interpolation */
+    assert_ok(eelsvae_cube_set_axis(shifted, EELSVAE_AXIS_E, 686.0005, 1.0, "eV"));
+    assert_ok(eelsvae_model_prepare(m, shifted, &prep));
+    assert_ok(eelsvae_cube_axis(prep, EELSVAE_AXIS_E, &off, NULL, NULL));
+    assert_close(off, 695.0005, 1e-9, 0);
+    eelsvae_cube_free(prep);
+    /* off the grid with the wanted range starting before its first channel: RANGE */
+    assert_ok(eelsvae_cube_set_axis(shifted, EELSVAE_AXIS_E, 695.4, 1.0, "eV"));
+    assert_status(eelsvae_model_prepare(m, shifted, &prep), EELSVAE_ERR_RANGE);
     eelsvae_cube_free(shifted);
 
     eelsvae_cube *other_dispersion = synth(24, 24, 686.0, 737.0, 0.5, 1000.0, 23);
@@ -920,7 +958,7 @@ static void test_joint_scaling(void **state)
 {
     (void)state;
     eelsvae_cube *dim = synth(24, 24, 686.0, 737.0, 1.0, 500.0, 31);
-    eelsvae_cube *bright = synth(24, 24, 686.0, 737.0, 1.0, 4000.0, 32);
+    eelsvae_cube *bright = synth(24, 24, 686.3, 737.3, 1.0, 4000.0, 32); /* 0.3 channel off the first's grid */
     eelsvae_model *m = tu_tiny_model(5);
     eelsvae_train_options t;
     train_options(&t, 1);
@@ -930,13 +968,15 @@ static void test_joint_scaling(void **state)
     const eelsvae_cube *cubes[2] = {dim, bright};
     assert_status(eelsvae_model_train(m, cubes, NULL, 2, &t), EELSVAE_ERR_CANCELLED);
 
-    /* the oracle: blur each crop, stack every spectrum into one cube, percentiles */
+    /* the oracle: blur each crop (the second resampled onto the first's grid),
+     * stack every spectrum into one cube, percentiles */
     eelsvae_preprocess_options pre;
     assert_ok(eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_PAPER));
     eelsvae_cube *crop[2] = {NULL, NULL}, *stack = NULL;
     assert_ok(eelsvae_cube_create(2 * 24 * 24, 1, E, &stack));
     for (int i = 0; i < 2; i++) {
-        assert_ok(eelsvae_cube_crop_energy(cubes[i], E_START, E_START + E - 1, &crop[i]));
+        if (i == 0) assert_ok(eelsvae_cube_crop_energy(cubes[i], E_START, E_START + E - 1, &crop[i]));
+        else crop[i] = resampled_crop(cubes[i], 8, 0.7f); /* 686.3 + 8 = 694.3 eV */
         eelsvae_cube *blurred = NULL;
         assert_ok(eelsvae_cube_copy(crop[i], &blurred));
         assert_ok(eelsvae_cube_gaussian_blur(blurred, pre.sigma[0], pre.sigma[1], pre.sigma[2]));
@@ -954,7 +994,7 @@ static void test_joint_scaling(void **state)
         assert_ok(eelsvae_model_prepare(m, cubes[i], &prep));
         assert_ok(eelsvae_cube_preprocess(crop[i], &pre, NULL, NULL));
         const float *a = eelsvae_cube_data(prep), *b = eelsvae_cube_data(crop[i]);
-        for (size_t k = 0; k < 24 * 24 * E; k++) assert_close(a[k], b[k], 1e-6, 0);
+        for (size_t k = 0; k < 24 * 24 * E; k++) assert_close(a[k], b[k], 1e-5, 1e-5);
         eelsvae_cube_free(prep);
         eelsvae_cube_free(crop[i]);
     }

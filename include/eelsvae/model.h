@@ -296,7 +296,10 @@ EELSVAE_API eelsvae_status eelsvae_train_options_init_sized(eelsvae_train_option
  * to the same weights an uninterrupted run gives.
  * Same seed and thread count → bit-identical weights.
  * @param model The model, updated in place.
- * @param cubes @p n_cubes cubes in raw counts with calibrated energy axes.
+ * @param cubes @p n_cubes cubes in raw counts with calibrated energy axes
+ *              of one dispersion; the first fixes the energy grid (or the
+ *              model's recorded grid does, when training resumes), and the
+ *              others are resampled onto it as eelsvae_model_prepare() does.
  * @param exclude @p n_cubes masks of ny·nx bytes (entries may be NULL), or NULL.
  * @param n_cubes Number of cubes, ≥ 1.
  * @param opt Training options.
@@ -313,6 +316,13 @@ EELSVAE_API eelsvae_status eelsvae_model_train(eelsvae_model *model, const eelsv
 /**
  * @brief Apply the model's recorded input transform to a raw cube: crop the
  *        energy range, preprocess with the training scaling.
+ *
+ * The channels taken are those of the training data's energy grid (its
+ * first channel's energy plus whole channels). A cube whose channels lie
+ * off that grid — its energy origin differs by a fraction of a channel —
+ * is resampled onto it by linear interpolation between its two nearest
+ * channels before preprocessing; channels within a thousandth of a
+ * channel of the grid are taken as they are.
  * @param model A trained (or loaded) model.
  * @param raw A cube in raw counts with a calibrated energy axis of the same
  *            dispersion as the training data.

@@ -117,8 +117,26 @@ bool evae_model_same_dispersion(double a, double b)
     return fabs(a - b) <= 1e-6 * fabs(b);
 }
 
-eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_cube *raw, const char *what,
-                               eelsvae_cube **out)
+/* Channels closer than this (in channels) to the wanted grid count as on it. */
+#define ON_GRID_CHANNELS 1e-3
+
+/* Where the channels to take begin on the cube's axis, in channels (−1 when
+ * the cube starts too late): without a grid, the first channel at or above
+ * energy_start, as eelsvae_cube_energy_window() finds it (a start up to one
+ * channel before the axis takes channel 0); on a grid, the position of its
+ * first energy, snapped to a channel when it lies that close to one. */
+static double first_position(const eelsvae_model_options *arch, const evae_axis_calibration *ax, double grid_start)
+{
+    if (isnan(grid_start)) {
+        double pos = (arch->energy_start - ax->offset) / ax->scale;
+        return pos < -1.0 ? -1.0 : fmax(0.0, ceil(pos - 1e-6));
+    }
+    double pos = (grid_start - ax->offset) / ax->scale;
+    return fabs(pos - round(pos)) <= ON_GRID_CHANNELS ? round(pos) : pos;
+}
+
+eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_cube *raw, double grid_start,
+                               const char *what, eelsvae_cube **out)
 {
     const evae_axis_calibration *ax = &raw->axis[EELSVAE_AXIS_E];
     size_t channels = arch->energy_channels;
@@ -126,25 +144,30 @@ eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_
         return evae_fail(EELSVAE_ERR_RANGE, "%s: energy axis scale %g %s; the model needs an increasing energy axis",
                          what, ax->scale, ax->units);
     double axis_end = ax->offset + ax->scale * (double)(raw->ne - 1);
-    double model_end = arch->energy_start + ax->scale * (double)(channels - 1);
-    /* The window runs from energy_start to half a channel past the axis' end:
-     * its first channel is the first one at or above energy_start. */
-    size_t first = 0, count = 0;
-    eelsvae_status st = EELSVAE_ERR_RANGE;
-    if (arch->energy_start < axis_end + 0.5 * ax->scale)
-        st = eelsvae_cube_energy_window(raw, arch->energy_start, axis_end + 0.5 * ax->scale, &first, &count);
-    if (st != EELSVAE_OK || count < channels)
+    double pos = first_position(arch, ax, grid_start);
+    double start = isnan(grid_start) ? arch->energy_start : grid_start;
+    /* On the grid: a plain copy; off it by a fraction f of a channel: linear
+     * interpolation, (1 − f)·channel j + f·channel j + 1, which needs one more. */
+    double j0 = floor(pos), frac = pos - j0;
+    double needed = j0 + (double)(channels - 1) + (frac > 0.0 ? 1.0 : 0.0);
+    if (!(j0 >= 0.0 && needed <= (double)(raw->ne - 1)))
         return evae_fail(EELSVAE_ERR_RANGE,
                          "%s: its energy axis %g … %g %s (%zu channels of %g) does not hold the model's %zu channels "
                          "from %g %s (to about %g %s)",
-                         what, ax->offset, axis_end, ax->units, raw->ne, ax->scale, channels, arch->energy_start,
-                         ax->units, model_end, ax->units);
+                         what, ax->offset, axis_end, ax->units, raw->ne, ax->scale, channels, start, ax->units,
+                         start + ax->scale * (double)(channels - 1), ax->units);
     eelsvae_cube *c = NULL;
     EVAE_TRY(evae_cube_alloc_like(raw, raw->ny, raw->nx, channels, &c));
-    size_t pixels = evae_cube_pixels(raw);
-    for (size_t p = 0; p < pixels; p++)
-        memcpy(c->data + p * channels, raw->data + p * raw->ne + first, channels * sizeof(float));
-    c->axis[EELSVAE_AXIS_E].offset = ax->offset + ax->scale * (double)first;
+    size_t pixels = evae_cube_pixels(raw), first = (size_t)j0;
+    float w1 = (float)frac, w0 = 1.0f - w1;
+    for (size_t p = 0; p < pixels; p++) {
+        const float *src = raw->data + p * raw->ne + first;
+        float *dst = c->data + p * channels;
+        if (frac == 0.0) memcpy(dst, src, channels * sizeof(float));
+        else
+            for (size_t k = 0; k < channels; k++) dst[k] = w0 * src[k] + w1 * src[k + 1];
+    }
+    c->axis[EELSVAE_AXIS_E].offset = frac == 0.0 ? ax->offset + ax->scale * j0 : grid_start;
     *out = c;
     return EELSVAE_OK;
 }
@@ -210,7 +233,7 @@ eelsvae_status eelsvae_model_prepare(const eelsvae_model *model, const eelsvae_c
         return evae_fail(EELSVAE_ERR_DIMENSION, "model prepare: the %zu × %zu scan is smaller than a %zu × %zu tile",
                          raw->ny, raw->nx, tile, tile);
     eelsvae_cube *c = NULL;
-    EVAE_TRY(evae_model_crop(&model->arch, raw, "model prepare", &c));
+    EVAE_TRY(evae_model_crop(&model->arch, raw, t->energy_offset, "model prepare", &c));
     eelsvae_status st = evae_model_apply_transform(t, c);
     if (st != EELSVAE_OK) {
         eelsvae_cube_free(c);

@@ -70,12 +70,15 @@ eelsvae_status evae_model_alloc_moments(eelsvae_model *model);
  * old net stays. */
 eelsvae_status evae_model_swap_net(eelsvae_model *model, bool training, size_t max_batch);
 
-/* The E = arch->energy_channels channels of `raw` from the first one at or
- * above arch->energy_start, as a new cube (calibration kept, energy offset
- * moved). RANGE, naming `what`, when the cube does not hold them or its
- * energy axis does not increase. */
-eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_cube *raw, const char *what,
-                               eelsvae_cube **out);
+/* The E = arch->energy_channels channels of `raw` as a new cube
+ * (calibration kept, energy offset moved): with grid_start NaN, from the
+ * first channel at or above arch->energy_start; otherwise on the grid
+ * grid_start + k·scale, copied when the cube's channels lie on it (within
+ * a thousandth of a channel) and linearly interpolated between its two
+ * nearest channels when they do not. RANGE, naming `what`, when the cube
+ * does not hold them or its energy axis does not increase. */
+eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_cube *raw, double grid_start,
+                               const char *what, eelsvae_cube **out);
 
 /* The recorded chain with the recorded (fixed) scaling, in place. */
 eelsvae_status evae_model_apply_transform(const evae_model_transform *t, eelsvae_cube *cube);

@@ -196,10 +196,13 @@ static eelsvae_status prepare_cubes(const eelsvae_model *model, const eelsvae_cu
 {
     EVAE_TRY(evae_alloc_zeros(n, sizeof *d->cubes, (void **)&d->cubes, "training cubes"));
     d->n_cubes = n;
+    /* One energy grid for every cube: the recorded one, or the first cube's. */
+    double grid = t->recorded ? t->energy_offset : NAN;
     for (size_t i = 0; i < n; i++) {
         char what[64];
         snprintf(what, sizeof what, "model train: cube %zu", i);
-        EVAE_TRY(evae_model_crop(&model->arch, cubes[i], what, &d->cubes[i]));
+        EVAE_TRY(evae_model_crop(&model->arch, cubes[i], grid, what, &d->cubes[i]));
+        grid = d->cubes[0]->axis[EELSVAE_AXIS_E].offset;
     }
     if (t->recorded) {
         for (size_t i = 0; i < n; i++) {
