@@ -439,28 +439,32 @@ typedef struct injection {
     double *centres;
 } injection;
 
+/* Mean score of the normal [0] and anomalous [1] pixels (NaN for an empty class). */
+static void class_means(const float *score, const uint8_t *truth, size_t n, double mean[2])
+{
+    double sum[2] = {0, 0};
+    size_t count[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) sum[truth[i] != 0] += score[i], count[truth[i] != 0]++;
+    for (int c = 0; c < 2; c++) mean[c] = count[c] ? sum[c] / (double)count[c] : NAN;
+}
+
 static void add_row(bench *b, int method, const injection *in, const cli_detection *d)
 {
     eelsvae_metrics m;
     double roc = NAN, ap = NAN;
     cli_measure(d, in->truth, &m, &roc, &ap);
     bench_row *w = &b->rows[b->rep.n_rows++];
+    double mean[2];
+    class_means(d->score, in->truth, b->n, mean);
     *w = (bench_row){method, in->shift, in->disks, in->radius, in->fraction, m.precision, m.recall, m.f1, m.iou, roc,
-                     ap, d->threshold, NAN, NAN, 0, 0, 0};
-    double sum[2] = {0, 0};
-    size_t count[2] = {0, 0};
+                     ap, d->threshold, mean[0], mean[1], 0, 0, 0};
     for (size_t i = 0; i < b->n; i++) {
-        int anomalous = in->truth[i] != 0;
-        sum[anomalous] += d->score[i];
-        count[anomalous]++;
-        if (anomalous && !d->mask[i]) {
+        if (in->truth[i] && !d->mask[i]) {
             w->missed++;
             w->missed_rim += in->rim[i];
         }
-        if (!anomalous && d->mask[i]) w->false_alarms++;
+        if (!in->truth[i] && d->mask[i]) w->false_alarms++;
     }
-    if (count[0]) w->mean_normal = sum[0] / (double)count[0];
-    if (count[1]) w->mean_anomalous = sum[1] / (double)count[1];
 }
 
 static float *sum_image(const bench *b, const eelsvae_cube *cube)
@@ -739,14 +743,6 @@ static void figure_2(bench *b)
 }
 
 /* Mean PCC of the normal and anomalous pixels. */
-static void class_means(const float *score, const uint8_t *truth, size_t n, double mean[2])
-{
-    double sum[2] = {0, 0};
-    size_t count[2] = {0, 0};
-    for (size_t i = 0; i < n; i++) sum[truth[i] != 0] += score[i], count[truth[i] != 0]++;
-    for (int c = 0; c < 2; c++) mean[c] = count[c] ? sum[c] / (double)count[c] : NAN;
-}
-
 static void figure_3(bench *b)
 {
     uint64_t counts[2][2][HIST_BINS];

@@ -84,7 +84,7 @@ static double row_metric(const bench_row *w, const char *metric)
     return w->f1;
 }
 
-/* A cell of a per-ΔE table: one row (NULL when that run is missing) as text. */
+/* A cell of a per-ΔE table: one row as text. */
 typedef void (*cell_fn)(char *buf, const bench_row *w, const char *metric);
 
 static void metric_cell(char *buf, const bench_row *w, const char *metric)
@@ -95,15 +95,13 @@ static void metric_cell(char *buf, const bench_row *w, const char *metric)
 static void threshold_cell(char *buf, const bench_row *w, const char *metric)
 {
     (void)metric;
-    if (!w) snprintf(buf, 48, "n/a");
-    else snprintf(buf, 48, "%.3f (%.3f / %.3f)", w->threshold, w->mean_normal, w->mean_anomalous);
+    snprintf(buf, 48, "%.3f (%.3f / %.3f)", w->threshold, w->mean_normal, w->mean_anomalous);
 }
 
 static void misses_cell(char *buf, const bench_row *w, const char *metric)
 {
     (void)metric;
-    if (!w) snprintf(buf, 48, "n/a");
-    else snprintf(buf, 48, "%zu (%zu) / %zu", w->missed, w->missed_rim, w->false_alarms);
+    snprintf(buf, 48, "%zu (%zu) / %zu", w->missed, w->missed_rim, w->false_alarms);
 }
 
 /* Methods down, ΔE across: the layout of BENCHMARK.md. */
@@ -118,7 +116,11 @@ static void shift_table(cli_text *t, int html, const bench_report *r, const char
     table_row(&tb, cells, n);
     for (int m = 0; m < BENCH_METHODS; m++) {
         snprintf(cells[0], 48, "%s", bench_method_label[m]);
-        for (size_t s = 1; s < n; s++) cell(cells[s], bench_find(r, m, r->shifts[s - 1], r->disks, r->radius), metric);
+        for (size_t s = 1; s < n; s++) {
+            const bench_row *w = bench_find(r, m, r->shifts[s - 1], r->disks, r->radius);
+            if (w) cell(cells[s], w, metric);
+            else snprintf(cells[s], 48, "n/a");
+        }
         table_row(&tb, cells, n);
     }
     table_end(&tb);

@@ -420,6 +420,14 @@ static eelsvae_status find_energy_axis(const eelsvae_signal *s, size_t *axis)
     return EELSVAE_OK;
 }
 
+/* Whether element_as_double() reads this type: one real number per element
+ * (not complex, not RGBA; float16 never reaches a signal, see npy.c). */
+static bool real_element(eelsvae_dtype dtype)
+{
+    return dtype != EELSVAE_DTYPE_COMPLEX64 && dtype != EELSVAE_DTYPE_COMPLEX128 && dtype != EELSVAE_DTYPE_RGBA8 &&
+           dtype != EELSVAE_DTYPE_FLOAT16;
+}
+
 static double element_as_double(const void *data, eelsvae_dtype dtype, size_t i)
 {
     switch (dtype) {
@@ -445,8 +453,7 @@ eelsvae_status eelsvae_signal_value(const eelsvae_signal *signal, size_t index, 
     if (index >= signal->count)
         return evae_fail(EELSVAE_ERR_RANGE, "signal_value: index %zu of a signal of %zu elements", index,
                          signal->count);
-    if (signal->dtype == EELSVAE_DTYPE_COMPLEX64 || signal->dtype == EELSVAE_DTYPE_COMPLEX128 ||
-        signal->dtype == EELSVAE_DTYPE_RGBA8)
+    if (!real_element(signal->dtype))
         return evae_fail(EELSVAE_ERR_UNSUPPORTED, "signal_value: %s elements are not one number",
                          eelsvae_dtype_name(signal->dtype));
     *value = element_as_double(signal->data, signal->dtype, index);
@@ -463,8 +470,7 @@ static void set_cube_axis(eelsvae_cube *c, eelsvae_axis axis, const evae_signal_
 eelsvae_status eelsvae_signal_to_cube(const eelsvae_signal *signal, eelsvae_cube **out)
 {
     if (!signal || !out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "signal_to_cube: NULL argument");
-    if (signal->dtype == EELSVAE_DTYPE_COMPLEX64 || signal->dtype == EELSVAE_DTYPE_COMPLEX128 ||
-        signal->dtype == EELSVAE_DTYPE_RGBA8 || signal->dtype == EELSVAE_DTYPE_FLOAT16)
+    if (!real_element(signal->dtype))
         return evae_fail(EELSVAE_ERR_UNSUPPORTED, "signal_to_cube: %s elements are not spectra",
                          eelsvae_dtype_name(signal->dtype));
     if (signal->ndim > 3)
