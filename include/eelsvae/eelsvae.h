@@ -13,6 +13,7 @@
 #include <eelsvae/cube.h>
 #include <eelsvae/pca.h>
 #include <eelsvae/score.h>
+#include <eelsvae/edges.h>
 #include <eelsvae/model.h>
 #include <eelsvae/io.h>
 
