@@ -12,6 +12,7 @@
 #include <eelsvae/io.h>
 #include <eelsvae/model.h>
 #include <eelsvae/score.h>
+#include <eelsvae/edges.h>
 #include <eelsvae/pca.h>
 #include <eelsvae/cube.h>
 #include <eelsvae/base.h>
@@ -134,7 +135,9 @@ void check_pca_and_score()
     cube_ptr recon(rec);
     eelsvae_scorer_options so;
     check(eelsvae_scorer_options_init(&so) == EELSVAE_OK && so.kind == EELSVAE_SCORE_PCC, "scorer_options_init");
-    so.window_lo = 0;  // the cube is uncalibrated: channels 0 … 7
+    // A new cube's energy axis is uncalibrated, which the scorer refuses: 0 … 7 eV.
+    check(eelsvae_cube_set_axis(cube.get(), EELSVAE_AXIS_E, 0.0, 1.0, "eV") == EELSVAE_OK, "set_axis (energy)");
+    so.window_lo = 0;
     so.window_hi = 7;
     eelsvae_scorer *sraw = nullptr;
     check(eelsvae_scorer_create(&so, &sraw) == EELSVAE_OK, "scorer_create");
@@ -155,6 +158,21 @@ void check_pca_and_score()
     check(eelsvae_otsu_threshold(two.data(), two.size(), 256, &threshold) == EELSVAE_OK && threshold >= 0 &&
               threshold < 1,
           "Otsu's threshold of {0, 1} lies in [0, 1)");
+}
+
+// edges.h: an edge by name, and its score window.
+void check_edges()
+{
+    eelsvae_edge edge{};
+    edge.struct_size = sizeof edge;
+    check(eelsvae_edge_count() > 0, "the edge table is not empty");
+    check(eelsvae_edge_lookup("Fe-L", &edge) == EELSVAE_OK && std::string(edge.element) == "Fe" &&
+              std::string(edge.shell) == "L2,3",
+          "Fe-L is the Fe L2,3 edge");
+    double lo = 0, hi = 0;
+    check(eelsvae_edge_window(&edge, &lo, &hi) == EELSVAE_OK && lo == edge.onset_ev - 10 &&
+              hi == edge.last_onset_ev + 30,
+          "edge_window is [onset - 10, last + 30] eV");
 }
 
 // model.h: the fast preset's memory estimate adds up, before anything is allocated.
@@ -199,6 +217,7 @@ int main()
     check_base();
     check_cube();
     check_pca_and_score();
+    check_edges();
     check_model();
     check_io();
     std::printf("cxx_headers: %s\n", failures ? "FAILED" : "all checks passed");

@@ -129,6 +129,64 @@ static void test_crop_energy_keeps_channels(void **state)
     eelsvae_cube_free(c);
 }
 
+/* A new cube's energy axis counts channels: the eV windows refuse it, naming
+ * the function and the way out, until eelsvae_cube_set_axis calibrates it. */
+static void assert_uncalibrated(const eelsvae_cube *c)
+{
+    size_t first = 99, count = 99;
+    eelsvae_cube *out = NULL;
+    assert_status(eelsvae_cube_energy_window(c, 1.0, 3.0, &first, &count), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_energy_window"));
+    assert_non_null(strstr(eelsvae_last_error(), "uncalibrated"));
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E"));
+    assert_true(first == 99 && count == 99);
+    assert_status(eelsvae_cube_crop_energy(c, 1.0, 3.0, &out), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_crop_energy"));
+    assert_non_null(strstr(eelsvae_last_error(), "uncalibrated"));
+    assert_null(out);
+}
+
+static void test_uncalibrated_energy_axis(void **state)
+{
+    (void)state;
+    eelsvae_cube *c = indexed_cube(), *k = NULL;
+    assert_uncalibrated(c);
+    /* A bad window is still reported as such. */
+    size_t first = 0, count = 0;
+    assert_status(eelsvae_cube_energy_window(c, 3.0, 1.0, &first, &count), EELSVAE_ERR_INVALID_ARGUMENT);
+    /* Spatial crops and copies stay uncalibrated. */
+    assert_ok(eelsvae_cube_crop(c, 1, 1, 2, 2, &k));
+    assert_uncalibrated(k);
+    eelsvae_cube_free(k);
+    assert_ok(eelsvae_cube_copy(c, &k));
+    assert_uncalibrated(k);
+    eelsvae_cube_free(k);
+    /* Calibrated, even as 0 eV + 1 eV per channel (the values of a new cube). */
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, 0.0, 1.0, "eV"));
+    assert_ok(eelsvae_cube_energy_window(c, 1.0, 3.0, &first, &count));
+    assert_true(first == 1 && count == 3);
+    assert_ok(eelsvae_cube_crop_energy(c, 1.0, 3.0, &k));
+    assert_ok(eelsvae_cube_energy_window(k, 1.0, 3.0, &first, &count)); /* the crop keeps the calibration */
+    assert_true(first == 0 && count == 3);
+    eelsvae_cube_free(k);
+    assert_ok(eelsvae_cube_copy(c, &k));
+    assert_ok(eelsvae_cube_energy_window(k, 1.0, 3.0, &first, &count));
+    eelsvae_cube_free(k);
+    /* Only the energy axis counts. */
+    eelsvae_cube *fresh = indexed_cube();
+    assert_ok(eelsvae_cube_set_axis(fresh, EELSVAE_AXIS_X, 0.0, 2.0, "nm"));
+    assert_uncalibrated(fresh);
+    eelsvae_cube_free(fresh);
+    /* Offset 0, scale 1 and no units: channel numbers again. */
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, 0.0, 1.0, ""));
+    assert_uncalibrated(c);
+    /* Any other calibration, units or not, is one. */
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, 0.0, 2.0, ""));
+    assert_ok(eelsvae_cube_energy_window(c, 2.0, 6.0, &first, &count));
+    assert_true(first == 1 && count == 3);
+    eelsvae_cube_free(c);
+}
+
 static void test_spatial_crop_and_copy(void **state)
 {
     (void)state;
@@ -178,6 +236,109 @@ static void test_check_finite_names_pixel(void **state)
     eelsvae_cube_free(c);
 }
 
+/* eelsvae_cube_bin_energy: channel k is the sum of channels k·bin … k·bin + bin − 1
+ * (a naive double loop is the oracle), the ne mod bin channels at the top are
+ * dropped, the energy axis moves to the first bin's centre with bin·scale per
+ * channel, and the spatial axes are kept. */
+static void check_binned(const eelsvae_cube *c, size_t bin)
+{
+    size_t ny = 0, nx = 0, ne = 0;
+    eelsvae_cube_shape(c, &ny, &nx, &ne);
+    eelsvae_cube *b = NULL;
+    assert_ok(eelsvae_cube_bin_energy(c, bin, &b));
+    assert_non_null(b);
+    assert_true(b != c);
+    size_t by = 0, bx = 0, be = 0;
+    eelsvae_cube_shape(b, &by, &bx, &be);
+    assert_int_equal(by, ny);
+    assert_int_equal(bx, nx);
+    assert_int_equal(be, ne / bin);
+    const float *src = eelsvae_cube_data_const(c), *dst = eelsvae_cube_data_const(b);
+    for (size_t p = 0; p < ny * nx; p++)
+        for (size_t k = 0; k < be; k++) {
+            double sum = 0.0;
+            for (size_t j = 0; j < bin; j++) sum += src[p * ne + k * bin + j];
+            assert_close(dst[p * be + k], sum, 1e-6, 1e-6);
+        }
+    double off = 0, scale = 0, boff = 0, bscale = 0;
+    const char *units = NULL, *bunits = NULL;
+    assert_ok(eelsvae_cube_axis(c, EELSVAE_AXIS_E, &off, &scale, &units));
+    assert_ok(eelsvae_cube_axis(b, EELSVAE_AXIS_E, &boff, &bscale, &bunits));
+    assert_close(boff, off + (double)(bin - 1) * scale / 2.0, 1e-12, 1e-12);
+    assert_close(bscale, (double)bin * scale, 0, 1e-12);
+    assert_string_equal(bunits, units);
+    for (int a = EELSVAE_AXIS_Y; a <= EELSVAE_AXIS_X; a++) {
+        assert_ok(eelsvae_cube_axis(c, (eelsvae_axis)a, &off, &scale, &units));
+        assert_ok(eelsvae_cube_axis(b, (eelsvae_axis)a, &boff, &bscale, &bunits));
+        assert_true(boff == off && bscale == scale);
+        assert_string_equal(bunits, units);
+    }
+    eelsvae_cube_free(b);
+}
+
+static void test_bin_energy(void **state)
+{
+    (void)state;
+    /* 23 channels: bin 5 gives 4 channels and drops 3, bin 4 gives 5 and drops 3 */
+    eelsvae_cube *c = tu_random_cube(3, 4, 23, 77);
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, 400.0, 0.25, "eV"));
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_Y, -2.0, 0.5, "nm"));
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_X, 3.0, 0.75, "um"));
+    const size_t bins[] = {1, 2, 4, 5, 7, 22, 23};
+    for (size_t i = 0; i < sizeof bins / sizeof bins[0]; i++) check_binned(c, bins[i]);
+
+    /* hand-checked: bin 5 of spectrum (1, 2), channel 3 sums channels 15 … 19; axis 400.5 eV, 1.25 eV */
+    eelsvae_cube *b = NULL;
+    assert_ok(eelsvae_cube_bin_energy(c, 5, &b));
+    const float *s = NULL, *bs = NULL;
+    assert_ok(eelsvae_cube_spectrum(c, 1, 2, &s));
+    assert_ok(eelsvae_cube_spectrum(b, 1, 2, &bs));
+    assert_close(bs[3], (double)s[15] + s[16] + s[17] + s[18] + s[19], 1e-6, 1e-6);
+    double off = 0, scale = 0;
+    assert_ok(eelsvae_cube_axis(b, EELSVAE_AXIS_E, &off, &scale, NULL));
+    assert_close(off, 400.5, 1e-12, 0);
+    assert_close(scale, 1.25, 1e-12, 0);
+    /* the binned cube keeps the calibration: a window in eV works on it */
+    size_t first = 0, count = 0;
+    assert_ok(eelsvae_cube_energy_window(b, 401.5, 404.0, &first, &count));
+    assert_true(first == 1 && count == 2); /* 401.75 and 403.0 eV */
+    eelsvae_cube_free(b);
+
+    /* bin 1 is a copy: same samples, same axes, a new cube */
+    assert_ok(eelsvae_cube_bin_energy(c, 1, &b));
+    assert_memory_equal(eelsvae_cube_data(b), eelsvae_cube_data(c), 3 * 4 * 23 * sizeof(float));
+    eelsvae_cube_data(b)[0] += 1.0f;
+    assert_true(eelsvae_cube_data(b)[0] != eelsvae_cube_data(c)[0]);
+    eelsvae_cube_free(b);
+
+    /* bin 0 and bin > ne: INVALID_ARGUMENT naming the function; the output untouched */
+    b = NULL;
+    assert_status(eelsvae_cube_bin_energy(c, 0, &b), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_bin_energy"));
+    assert_null(b);
+    assert_status(eelsvae_cube_bin_energy(c, 24, &b), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_bin_energy"));
+    assert_non_null(strstr(eelsvae_last_error(), "23"));
+    assert_null(b);
+    assert_status(eelsvae_cube_bin_energy(c, SIZE_MAX, &b), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_null(b);
+    assert_status(eelsvae_cube_bin_energy(NULL, 2, &b), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_bin_energy"));
+    assert_null(b);
+    assert_status(eelsvae_cube_bin_energy(c, 2, NULL), EELSVAE_ERR_INVALID_ARGUMENT);
+    eelsvae_cube_free(c);
+
+    /* an uncalibrated axis stays uncalibrated (a derived cube keeps the state) */
+    eelsvae_cube *u = indexed_cube();
+    assert_ok(eelsvae_cube_bin_energy(u, 2, &b));
+    assert_uncalibrated(b);
+    const float *us = NULL;
+    assert_ok(eelsvae_cube_spectrum(b, 2, 3, &us)); /* (230 + 231), (232 + 233); 234 dropped */
+    assert_true(us[0] == 461.0f && us[1] == 465.0f);
+    eelsvae_cube_free(b);
+    eelsvae_cube_free(u);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -187,9 +348,11 @@ int main(void)
         cmocka_unit_test(test_axis_calibration),
         cmocka_unit_test(test_energy_window),
         cmocka_unit_test(test_crop_energy_keeps_channels),
+        cmocka_unit_test(test_uncalibrated_energy_axis),
         cmocka_unit_test(test_spatial_crop_and_copy),
         cmocka_unit_test(test_sum_image_and_mean_spectrum),
         cmocka_unit_test(test_check_finite_names_pixel),
+        cmocka_unit_test(test_bin_energy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -120,6 +120,7 @@ static eelsvae_cube *squares_cube(void)
     for (int i = 0; i < 10; i++) v[i] = (float)(i * i);
     eelsvae_cube *c = NULL;
     assert_ok(eelsvae_cube_create_from(v, 1, 1, 10, &c));
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, 0.0, 1.0, "eV")); /* a new cube's axis is uncalibrated */
     return c;
 }
 

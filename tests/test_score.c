@@ -27,6 +27,16 @@ static eelsvae_cube *cube_of(const float *data, size_t ny, size_t nx, size_t ne,
     return c;
 }
 
+/* tu_random_cube on an energy axis 0, 1, …, ne − 1 eV (a new cube's axis is
+ * uncalibrated, and the scorer refuses eV windows on it). */
+static eelsvae_cube *random_ev_cube(size_t ny, size_t nx, size_t ne, uint64_t seed)
+{
+    eelsvae_cube *c = tu_random_cube(ny, nx, ne, seed);
+    assert_non_null(c);
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, 0.0, 1.0, "eV"));
+    return c;
+}
+
 static eelsvae_scorer *scorer_of(eelsvae_score_kind kind, double lo, double hi)
 {
     eelsvae_scorer_options opt;
@@ -65,8 +75,9 @@ static void test_options_defaults(void **state)
     assert_ok(eelsvae_scorer_options_init(&opt));
     assert_int_equal(opt.struct_size, sizeof opt);
     assert_int_equal(opt.kind, EELSVAE_SCORE_PCC);
-    assert_close(opt.window_lo, 690.0, 0.0, 0.0);
-    assert_close(opt.window_hi, 730.0, 0.0, 0.0);
+    /* NaN … NaN: the whole energy axis (no edge is assumed). */
+    assert_true(isnan(opt.window_lo));
+    assert_true(isnan(opt.window_hi));
 
     eelsvae_scorer *s = NULL;
     assert_ok(eelsvae_scorer_create(&opt, &s));
@@ -81,8 +92,9 @@ static void test_options_defaults(void **state)
     eelsvae_scorer_free(NULL);
 
     /* An older caller's struct that ends after `kind`: the window keeps its
-     * default 690–730, which a cube on 600 + 10·i eV (i < 20) covers with
-     * channels 9…13. Garbage in the fields past struct_size is not read. */
+     * default, the whole axis — all 20 channels of a cube on 600 + 10·i eV,
+     * not only 690–730 (channels 9…13). Garbage in the fields past
+     * struct_size (a window that create would refuse) is not read. */
     opt.kind = EELSVAE_SCORE_MSE;
     opt.window_lo = NAN;
     opt.window_hi = -1.0;
@@ -93,6 +105,11 @@ static void test_options_defaults(void **state)
     for (int i = 0; i < 20; i++) b[i] = (i >= 9 && i <= 13) ? 2.0f : 100.0f; /* MSE 4 inside, 10^4 outside */
     eelsvae_cube *ca = cube_of(a, 1, 1, 20, 600.0, 10.0), *cb = cube_of(b, 1, 1, 20, 600.0, 10.0);
     float score = 0;
+    assert_ok(eelsvae_scorer_score(s, ca, cb, &score, 1, NULL));
+    assert_close(score, (5 * 4.0 + 15 * 1e4) / 20, 0.0, 1e-7); /* every channel: 7501 */
+    eelsvae_scorer_free(s);
+    /* The paper's window, set by a caller whose struct holds it: channels 9…13 only. */
+    s = scorer_of(EELSVAE_SCORE_MSE, 690.0, 730.0);
     assert_ok(eelsvae_scorer_score(s, ca, cb, &score, 1, NULL));
     assert_close(score, 4.0, 0.0, 1e-7);
     eelsvae_scorer_free(s);
@@ -166,26 +183,70 @@ static void test_pcc_window_only(void **state)
     eelsvae_cube_free(b);
 }
 
-static void test_default_window_is_690_730(void **state)
+/* Pearson's r of n samples, in double. */
+static double pcc_of(const float *a, const float *b, size_t n)
+{
+    double ma = 0, mb = 0, sab = 0, saa = 0, sbb = 0;
+    for (size_t i = 0; i < n; i++) ma += a[i], mb += b[i];
+    ma /= (double)n, mb /= (double)n;
+    for (size_t i = 0; i < n; i++) {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma) * (a[i] - ma);
+        sbb += (b[i] - mb) * (b[i] - mb);
+    }
+    return sab / sqrt(saa * sbb);
+}
+
+static void test_default_window_is_whole_axis(void **state)
 {
     (void)state;
     /* 600 + 10·i eV, i < 20: 690…730 eV is channels 9…13. There orig = 1…5 and
-     * recon = 5…1 (r = −1); elsewhere recon equals orig (r would be near 1). */
+     * recon = 5…1 (r = −1); elsewhere recon equals orig. The default window
+     * (NaN … NaN) takes all 20 channels, so r is that of the whole spectra
+     * (positive: 15 of 20 channels agree); the paper's 690–730 eV, asked
+     * for explicitly, still gives −1. */
     float orig[20], recon[20];
     for (int i = 0; i < 20; i++) orig[i] = recon[i] = (float)((i * 7) % 11);
     for (int i = 0; i < 5; i++) {
         orig[9 + i] = (float)(1 + i);
         recon[9 + i] = (float)(5 - i);
     }
+    const double whole = pcc_of(orig, recon, 20);
+    assert_true(whole > 0.5 && whole < 1.0);
     eelsvae_cube *a = cube_of(orig, 1, 1, 20, 600.0, 10.0), *b = cube_of(recon, 1, 1, 20, 600.0, 10.0);
     eelsvae_scorer_options opt;
     assert_ok(eelsvae_scorer_options_init(&opt));
+    assert_true(isnan(opt.window_lo) && isnan(opt.window_hi));
     eelsvae_scorer *s = NULL;
     assert_ok(eelsvae_scorer_create(&opt, &s));
     float score = 0;
+    size_t degenerate = 99;
+    assert_ok(eelsvae_scorer_score(s, a, b, &score, 1, &degenerate));
+    assert_close(score, whole, 1e-6, 0);
+    assert_int_equal(degenerate, 0);
+
+    /* The whole axis reads no eV: an uncalibrated cube (channel numbers) scores
+     * the same, where any eV window refuses it. */
+    eelsvae_cube *ua = NULL, *ub = NULL;
+    assert_ok(eelsvae_cube_create_from(orig, 1, 1, 20, &ua));
+    assert_ok(eelsvae_cube_create_from(recon, 1, 1, 20, &ub));
+    float raw = 0;
+    assert_ok(eelsvae_scorer_score(s, ua, ub, &raw, 1, NULL));
+    assert_close(raw, score, 0, 0);
+    eelsvae_scorer_free(s);
+
+    s = scorer_of(EELSVAE_SCORE_PCC, 690.0, 730.0);
     assert_ok(eelsvae_scorer_score(s, a, b, &score, 1, NULL));
     assert_close(score, -1.0, 1e-7, 0);
+    assert_status(eelsvae_scorer_score(s, ua, ub, &raw, 1, NULL), EELSVAE_ERR_RANGE);
     eelsvae_scorer_free(s);
+    /* An explicit window over the whole axis (600 … 790 eV) is the default's result. */
+    s = scorer_of(EELSVAE_SCORE_PCC, 600.0, 790.0);
+    assert_ok(eelsvae_scorer_score(s, a, b, &raw, 1, NULL));
+    assert_close(raw, whole, 1e-6, 0);
+    eelsvae_scorer_free(s);
+    eelsvae_cube_free(ua);
+    eelsvae_cube_free(ub);
     eelsvae_cube_free(a);
     eelsvae_cube_free(b);
 }
@@ -262,9 +323,7 @@ static void test_degenerate_cases(void **state)
 static void test_score_deterministic_across_threads(void **state)
 {
     (void)state;
-    eelsvae_cube *a = tu_random_cube(17, 13, 64, 11), *b = tu_random_cube(17, 13, 64, 12);
-    assert_non_null(a);
-    assert_non_null(b);
+    eelsvae_cube *a = random_ev_cube(17, 13, 64, 11), *b = random_ev_cube(17, 13, 64, 12);
     eelsvae_scorer *s = scorer_of(EELSVAE_SCORE_PCC, 5.0, 50.0);
     float one[17 * 13], two[17 * 13];
     int saved = eelsvae_threads();
@@ -535,12 +594,16 @@ static void test_bad_input(void **state)
     assert_ok(eelsvae_scorer_options_init(&opt));
     opt.window_lo = 730, opt.window_hi = 690;
     assert_status(eelsvae_scorer_create(&opt, &s), EELSVAE_ERR_INVALID_ARGUMENT);
-    opt.window_lo = NAN;
+    opt.window_lo = NAN; /* one end NaN: only both NaN mean the whole axis */
+    assert_status(eelsvae_scorer_create(&opt, &s), EELSVAE_ERR_INVALID_ARGUMENT);
+    opt.window_lo = 690, opt.window_hi = NAN;
+    assert_status(eelsvae_scorer_create(&opt, &s), EELSVAE_ERR_INVALID_ARGUMENT);
+    opt.window_lo = -INFINITY, opt.window_hi = INFINITY;
     assert_status(eelsvae_scorer_create(&opt, &s), EELSVAE_ERR_INVALID_ARGUMENT);
     assert_null(s);
 
     /* Scoring: a 2×3×10 cube on 0…9 eV. */
-    eelsvae_cube *a = tu_random_cube(2, 3, 10, 1), *b = tu_random_cube(2, 3, 10, 2);
+    eelsvae_cube *a = random_ev_cube(2, 3, 10, 1), *b = random_ev_cube(2, 3, 10, 2);
     eelsvae_cube *other = tu_random_cube(3, 2, 10, 3), *shorter = tu_random_cube(2, 3, 9, 4);
     s = scorer_of(EELSVAE_SCORE_PCC, 2.0, 6.0);
     float out[6];
@@ -555,9 +618,17 @@ static void test_bad_input(void **state)
     eelsvae_scorer *outside = scorer_of(EELSVAE_SCORE_PCC, 20.0, 30.0);
     assert_status(eelsvae_scorer_score(outside, a, b, out, 6, NULL), EELSVAE_ERR_RANGE);
     eelsvae_scorer_free(outside);
-    outside = scorer_of(EELSVAE_SCORE_PCC, 690.0, 730.0); /* the default on an uncalibrated axis */
+    outside = scorer_of(EELSVAE_SCORE_PCC, 690.0, 730.0); /* the paper's Fe L window, far past 0 … 9 eV */
     assert_status(eelsvae_scorer_score(outside, a, b, out, 6, NULL), EELSVAE_ERR_RANGE);
     eelsvae_scorer_free(outside);
+    /* An uncalibrated original (channel numbers): refused by any eV window (the
+     * default, the whole axis, reads no eV: see test_default_window_is_whole_axis). */
+    eelsvae_cube *channels = tu_random_cube(2, 3, 10, 5);
+    assert_status(eelsvae_scorer_score(s, channels, b, out, 6, NULL), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_scorer_score"));
+    assert_non_null(strstr(eelsvae_last_error(), "uncalibrated"));
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_set_axis"));
+    eelsvae_cube_free(channels);
     /* A NaN in the reconstruction at pixel (1, 2), channel 4: named. */
     eelsvae_cube_data(b)[(1 * 3 + 2) * 10 + 4] = NAN_F;
     assert_status(eelsvae_scorer_score(s, a, b, out, 6, NULL), EELSVAE_ERR_NUMERIC);
@@ -827,7 +898,7 @@ int main(void)
         cmocka_unit_test(test_options_defaults),
         cmocka_unit_test(test_pcc_by_hand),
         cmocka_unit_test(test_pcc_window_only),
-        cmocka_unit_test(test_default_window_is_690_730),
+        cmocka_unit_test(test_default_window_is_whole_axis),
         cmocka_unit_test(test_mse_and_angle_by_hand),
         cmocka_unit_test(test_degenerate_cases),
         cmocka_unit_test(test_score_deterministic_across_threads),

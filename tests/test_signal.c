@@ -477,6 +477,78 @@ static void test_to_cube_refusals(void **state)
     eelsvae_signal_free(s);
 }
 
+/* The cube's energy axis is in eV: keV and meV axes are converted, other
+ * units kept; an axis of channel numbers stays one, and eV windows refuse it. */
+static void test_to_cube_energy_units(void **state)
+{
+    (void)state;
+    size_t shape[3] = {2, 3, 8}, first = 0, count = 0;
+    eelsvae_signal *s = counting_signal(EELSVAE_DTYPE_FLOAT32, 3, shape);
+    assert_ok(eelsvae_signal_set_axis(s, 0, 1.0, 0.5, "y", "nm", 1));
+    eelsvae_cube *c = NULL;
+
+    /* keV → eV: offset and scale × 1000 */
+    assert_ok(eelsvae_signal_set_axis(s, 2, 0.4, 0.0001, "Energy loss", "keV", 0));
+    assert_ok(eelsvae_signal_to_cube(s, &c));
+    assert_cube_axis(c, EELSVAE_AXIS_E, 0.4 * 1000.0, 0.0001 * 1000.0, "eV");
+    assert_cube_axis(c, EELSVAE_AXIS_Y, 1.0, 0.5, "nm"); /* other axes untouched */
+    assert_ok(eelsvae_cube_energy_window(c, 400.0, 400.5, &first, &count));
+    assert_true(first == 0 && count == 6);
+    eelsvae_cube_free(c);
+    c = NULL;
+    /* the signal itself is left in keV */
+    const char *u = NULL;
+    assert_ok(eelsvae_signal_axis(s, 2, NULL, NULL, NULL, &u, NULL));
+    assert_string_equal(u, "keV");
+
+    /* meV → eV: ÷ 1000 */
+    assert_ok(eelsvae_signal_set_axis(s, 2, 150000.0, 50.0, "Energy loss", "meV", 0));
+    assert_ok(eelsvae_signal_to_cube(s, &c));
+    assert_cube_axis(c, EELSVAE_AXIS_E, 150.0, 0.05, "eV");
+    assert_ok(eelsvae_cube_energy_window(c, 150.1, 150.2, &first, &count));
+    assert_true(first == 2 && count == 3);
+    eelsvae_cube_free(c);
+    c = NULL;
+
+    /* other units are kept as they are ("MeV" is not "meV") */
+    static const char *const kept[] = {"eV", "MeV", "nm", "a.u."};
+    for (size_t i = 0; i < 4; i++) {
+        assert_ok(eelsvae_signal_set_axis(s, 2, 3.0, 0.25, "E", kept[i], 0));
+        assert_ok(eelsvae_signal_to_cube(s, &c));
+        assert_cube_axis(c, EELSVAE_AXIS_E, 3.0, 0.25, kept[i]);
+        assert_ok(eelsvae_cube_energy_window(c, 3.25, 3.75, &first, &count)); /* read in those units */
+        assert_true(first == 1 && count == 3);
+        eelsvae_cube_free(c);
+        c = NULL;
+    }
+
+    /* a keV axis that does not fit in eV is refused, not made up */
+    assert_ok(eelsvae_signal_set_axis(s, 2, 1e306, 0.001, "E", "keV", 0));
+    assert_status(eelsvae_signal_to_cube(s, &c), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "keV"));
+    assert_null(c);
+
+    /* no calibration (offset 0, scale 1, no units): channel numbers, loaded
+     * as they are; the eV windows refuse them until the axis is set */
+    assert_ok(eelsvae_signal_set_axis(s, 2, 0.0, 1.0, "E", NULL, 0));
+    assert_ok(eelsvae_signal_to_cube(s, &c));
+    assert_cube_axis(c, EELSVAE_AXIS_E, 0.0, 1.0, "");
+    assert_status(eelsvae_cube_energy_window(c, 1.0, 3.0, &first, &count), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_energy_window"));
+    assert_non_null(strstr(eelsvae_last_error(), "uncalibrated"));
+    eelsvae_cube *cropped = NULL;
+    assert_status(eelsvae_cube_crop_energy(c, 1.0, 3.0, &cropped), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_cube_crop_energy"));
+    assert_null(cropped);
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, 500.0, 0.5, "eV"));
+    assert_ok(eelsvae_cube_energy_window(c, 500.5, 501.5, &first, &count));
+    assert_true(first == 1 && count == 3);
+    assert_ok(eelsvae_cube_crop_energy(c, 500.5, 501.5, &cropped));
+    eelsvae_cube_free(cropped);
+    eelsvae_cube_free(c);
+    eelsvae_signal_free(s);
+}
+
 static void test_from_cube(void **state)
 {
     (void)state;
@@ -610,6 +682,39 @@ static void test_cube_round_trips(void **state)
     eelsvae_cube_free(c);
 }
 
+/* A cube without energy calibration is written as one (offset 0, scale 1, no
+ * units) and read back uncalibrated, whatever the format. */
+static void test_uncalibrated_round_trips(void **state)
+{
+    (void)state;
+    eelsvae_cube *c = tu_random_cube(3, 4, 7, 6);
+    assert_non_null(c);
+    eelsvae_signal *s = NULL;
+    assert_ok(eelsvae_signal_from_cube(c, &s));
+    double o = -1, sc = -1;
+    const char *u = NULL;
+    assert_ok(eelsvae_signal_axis(s, 2, &o, &sc, NULL, &u, NULL));
+    assert_true(o == 0.0 && sc == 1.0);
+    assert_string_equal(u, "");
+    eelsvae_signal_free(s);
+    static const char *const files[] = {"unc.npy", "unc.rpl", "unc.hspy"};
+    for (size_t i = 0; i < 3; i++) {
+        if (i == 2 && !eelsvae_format_supported(EELSVAE_FORMAT_HSPY)) continue;
+        const char *path = tu_path(files[i]);
+        assert_ok(eelsvae_cube_save(c, path));
+        eelsvae_cube *back = NULL;
+        assert_ok(eelsvae_cube_load(path, &back)); /* loading never fails for want of a calibration */
+        size_t first = 0, count = 0;
+        assert_status(eelsvae_cube_energy_window(back, 1.0, 3.0, &first, &count), EELSVAE_ERR_RANGE);
+        assert_non_null(strstr(eelsvae_last_error(), "uncalibrated"));
+        assert_ok(eelsvae_cube_set_axis(back, EELSVAE_AXIS_E, 1.0, 1.0, "eV"));
+        assert_ok(eelsvae_cube_energy_window(back, 1.0, 3.0, &first, &count));
+        assert_true(first == 0 && count == 3);
+        eelsvae_cube_free(back);
+    }
+    eelsvae_cube_free(c);
+}
+
 static void test_map_save(void **state)
 {
     (void)state;
@@ -711,9 +816,11 @@ int main(void)
         cmocka_unit_test(test_to_cube_1d_2d),
         cmocka_unit_test(test_to_cube_3d),
         cmocka_unit_test(test_to_cube_refusals),
+        cmocka_unit_test(test_to_cube_energy_units),
         cmocka_unit_test(test_from_cube),
         cmocka_unit_test(test_save_dispatch),
         cmocka_unit_test(test_cube_round_trips),
+        cmocka_unit_test(test_uncalibrated_round_trips),
         cmocka_unit_test(test_map_save),
         cmocka_unit_test(test_npy_signal),
     };

@@ -779,11 +779,9 @@ eelsvae_cube *cli_load_cube(const char *path, double energy_offset, double energ
     double offset = 0, scale = 1;
     const char *file_units = "";
     cli_check(eelsvae_signal_axis(s, e, &offset, &scale, NULL, &file_units, NULL), path);
-    char units[EELSVAE_UNITS_MAX];
-    snprintf(units, sizeof units, "%s", file_units);
-    /* An uncalibrated axis counts channels: an eV window on it would
-     * silently land on the wrong channels. */
-    int calibrated = !(offset == 0 && scale == 1 && units[0] == '\0');
+    /* An uncalibrated axis counts channels (the library refuses eV windows
+     * on it): say here which options fix it, before any conversion. */
+    int calibrated = !(offset == 0 && scale == 1 && file_units[0] == '\0');
     int given = !isnan(energy_offset) + !isnan(energy_scale);
     if (!calibrated && given < 2) {
         eelsvae_signal_free(s);
@@ -792,19 +790,20 @@ eelsvae_cube *cli_load_cube(const char *path, double energy_offset, double energ
                         path, src.format == EELSVAE_FORMAT_NPY ? ".npy holds none and there is no sidecar" : "its energy "
                         "axis is channel numbers", cli_sidecar_path(path));
     }
-    if (calibrated && !strcmp(units, "keV")) {
-        offset *= 1000;
-        scale *= 1000;
-        strcpy(units, "eV");
-    } else if (calibrated && units[0] && strcmp(units, "eV") && given < 2)
+    eelsvae_cube *cube = NULL;
+    cli_check_file(eelsvae_signal_to_cube(s, &cube), path);
+    eelsvae_signal_free(s);
+    /* The library gives a keV or meV axis in eV and keeps other units. */
+    const char *cube_units = "";
+    cli_check(eelsvae_cube_axis(cube, EELSVAE_AXIS_E, &offset, &scale, &cube_units), path);
+    char units[EELSVAE_UNITS_MAX];
+    snprintf(units, sizeof units, "%s", cube_units);
+    if (units[0] && strcmp(units, "eV") && given < 2)
         fprintf(stderr, "%s: warning: the energy axis of %s is in '%s', not eV; energy windows are read in '%s'\n",
                 prog, path, units, units);
     if (!isnan(energy_offset)) offset = energy_offset;
     if (!isnan(energy_scale)) scale = energy_scale;
     if (given || units[0] == '\0') strcpy(units, "eV");
-    eelsvae_cube *cube = NULL;
-    cli_check_file(eelsvae_signal_to_cube(s, &cube), path);
-    eelsvae_signal_free(s);
     cli_check(eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, offset, scale, units), "energy calibration");
     size_t ny = 0, nx = 0, ne = 0;
     eelsvae_cube_shape(cube, &ny, &nx, &ne);

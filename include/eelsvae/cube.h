@@ -7,6 +7,21 @@
  * fastest — sample (y, x, e) is at index (y·nx + x)·ne + e, the layout of a
  * NumPy (y, x, E) array as HyperSpy holds an SI. Each axis has a calibration
  * value(i) = offset + scale·i and a units string.
+ *
+ * The energy axis is either *calibrated* or *uncalibrated* (its values are
+ * channel numbers). It is uncalibrated in a cube from eelsvae_cube_create(),
+ * eelsvae_cube_create_from() or eelsvae_cube_load_npy() — although it then
+ * reads offset 0, scale 1, units "eV" — and in a cube converted from a
+ * signal or file whose energy axis has no calibration (offset 0, scale 1, no
+ * units). eelsvae_cube_set_axis() on ::EELSVAE_AXIS_E calibrates it, with any
+ * values but offset 0, scale 1 and no units (which make it uncalibrated
+ * again); so does loading a file that records a calibration. Crops, copies
+ * and other cubes derived from a cube keep its state. The calls that read an
+ * energy in eV — eelsvae_cube_energy_window(), eelsvae_cube_crop_energy(),
+ * eelsvae_cube_inject_shift(), eelsvae_scorer_score() with a window, eelsvae_model_options_fit() and a model's prepare
+ * and train — refuse an uncalibrated axis with ::EELSVAE_ERR_RANGE, rather
+ * than read eV as channel numbers; set the axis with
+ * `eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, offset_ev, scale_ev, "eV")`.
  */
 #ifndef EELSVAE_CUBE_H
 #define EELSVAE_CUBE_H
@@ -34,7 +49,8 @@ typedef enum eelsvae_axis {
  * @brief Create a zero-filled cube.
  *
  * Axes start uncalibrated: offset 0, scale 1, units "" (spatial) and
- * "eV" (energy).
+ * "eV" (energy); the energy axis counts as uncalibrated (see the file
+ * description) until eelsvae_cube_set_axis() calibrates it.
  * @param ny Rows, ≥ 1.
  * @param nx Columns, ≥ 1.
  * @param ne Energy channels, ≥ 1.
@@ -93,6 +109,11 @@ EELSVAE_API const float *eelsvae_cube_data_const(const eelsvae_cube *cube);
 
 /**
  * @brief Set the calibration of one axis: value(i) = offset + scale·i.
+ *
+ * On ::EELSVAE_AXIS_E this makes the energy axis calibrated, unless
+ * @p offset is 0, @p scale 1 and @p units empty: those values mean channel
+ * numbers, and leave it uncalibrated (see the file description). The
+ * values are kept as given: a "keV" axis here stays in keV.
  * @param cube The cube.
  * @param axis Which axis.
  * @param offset Value at index 0 (finite).
@@ -136,7 +157,9 @@ EELSVAE_API eelsvae_status eelsvae_cube_spectrum(const eelsvae_cube *cube, size_
  * offset + scale·i lies within it (both ends included, to 1e-6 of a channel).
  * A window may stick out past either end of the axis by up to one channel
  * width (so "420:820" fits an axis 420 … 819.9 eV); a window further out, or
- * covering no channel, is ::EELSVAE_ERR_RANGE.
+ * covering no channel, is ::EELSVAE_ERR_RANGE, and so is any window on an
+ * uncalibrated energy axis (channel numbers: see the file description),
+ * with a message saying how to set it.
  * @param cube The cube (its energy axis is used).
  * @param lo_ev Lower end in the energy axis' units.
  * @param hi_ev Upper end, > lo_ev.
@@ -152,7 +175,8 @@ EELSVAE_API eelsvae_status eelsvae_cube_energy_window(const eelsvae_cube *cube, 
  * @brief New cube holding the channels of an energy window.
  *
  * The channels kept are those of eelsvae_cube_energy_window(); the energy
- * offset is moved to the first one kept.
+ * offset is moved to the first one kept. An uncalibrated energy axis is
+ * ::EELSVAE_ERR_RANGE, as there.
  * @param cube Source cube.
  * @param lo_ev Lower end of the window.
  * @param hi_ev Upper end of the window.
@@ -162,6 +186,25 @@ EELSVAE_API eelsvae_status eelsvae_cube_energy_window(const eelsvae_cube *cube, 
  */
 EELSVAE_API eelsvae_status eelsvae_cube_crop_energy(const eelsvae_cube *cube, double lo_ev, double hi_ev,
                                                     eelsvae_cube **out);
+
+/**
+ * @brief New cube whose every channel is the sum of @p bin adjacent
+ *        channels of @p cube (a coarser dispersion, as a detector's binning).
+ *
+ * Channel k of the result sums channels k·bin … k·bin + bin − 1; channels
+ * left over at the top end (ne mod bin) are dropped. The energy axis
+ * becomes offset + (bin − 1)·scale / 2 (the centre of the first bin) and
+ * bin·scale per channel (an uncalibrated axis stays uncalibrated: channel
+ * numbers, now of the bins). Counts stay counts (a sum, not a mean), as
+ * HyperSpy's rebin gives.
+ * @param cube Source cube.
+ * @param bin Channels per bin, 1 … ne.
+ * @param[out] out The binned cube.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (NULL, bin 0 or
+ *         larger than the channel count), ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_cube_bin_energy(const eelsvae_cube *cube, size_t bin, eelsvae_cube **out);
 
 /**
  * @brief New cube holding the pixels y0 … y0+ny−1, x0 … x0+nx−1.
@@ -259,7 +302,14 @@ EELSVAE_API eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_
                                                  size_t count);
 
 /**
- * @brief Reassemble a cube from its tiles, averaging where tiles overlap.
+ * @brief Reassemble a cube from its tiles, blending where tiles overlap.
+ *
+ * Without overlap (stride T) every pixel is its tile's value. Where tiles
+ * overlap, a pixel is the weighted mean of every tile that holds it, the
+ * weight of a tile's pixel falling linearly towards the tile's edges
+ * (min(r + 1, T − r) · min(c + 1, T − c) at row r, column c of the tile):
+ * a pixel passes smoothly from one tile to the next, so a score map shows
+ * no seam where the tile coverage changes.
  * @param cube Target cube; its shape decides the tiling. Samples are overwritten.
  * @param tile Tile side T.
  * @param stride Step between tiles, as they were cut; 0 means T.
@@ -622,7 +672,9 @@ EELSVAE_API eelsvae_status eelsvae_disk_mask(size_t ny, size_t nx, size_t count,
  * [lo_ev, hi_ev], the new sample is the original spectrum evaluated at
  * E − shift_ev by linear interpolation between channels (the original is
  * read outside the window too, and held at its end value past either end
- * of the axis). Channels outside the window are untouched.
+ * of the axis). Channels outside the window are untouched. The window is
+ * found as by eelsvae_cube_energy_window(), so an uncalibrated energy axis
+ * is ::EELSVAE_ERR_RANGE.
  * @param cube The cube, modified in place.
  * @param mask ny·nx bytes.
  * @param count Length of @p mask.

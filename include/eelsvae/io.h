@@ -136,6 +136,9 @@ EELSVAE_API eelsvae_status eelsvae_signal_create(eelsvae_dtype dtype, size_t ndi
 /**
  * @brief A float32 (y, x, E) signal from a cube, with its calibration;
  *        signal type "EELS".
+ *
+ * An uncalibrated energy axis (see cube.h) is given no units, so that a
+ * file written from the signal reads back uncalibrated rather than in eV.
  * @param cube The cube.
  * @param[out] out The signal.
  * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
@@ -279,9 +282,21 @@ EELSVAE_API eelsvae_status eelsvae_signal_metadata_set(eelsvae_signal *signal, c
  * becomes E; 1-D signals become 1 × 1 × E and 2-D ones 1 × nx × E; a 4-D or
  * larger signal, or one with several signal axes, is
  * ::EELSVAE_ERR_DIMENSION. Complex and RGB elements are ::EELSVAE_ERR_UNSUPPORTED.
+ *
+ * The cube's energy axis is in eV: an axis in "keV" has its offset and
+ * scale multiplied by 1000, one in "meV" divided by 1000, and its units
+ * become "eV" (units are matched exactly: "MeV" is not "meV"). Any other
+ * units are kept as they are, and an energy window on the cube is then read
+ * in them. An energy axis without calibration (offset 0, scale 1, no units,
+ * as eelsvae_signal_create() leaves it) is kept so, and the cube's energy
+ * axis is uncalibrated (channel numbers): it converts, but the calls that
+ * take an energy in eV refuse it until eelsvae_cube_set_axis() calibrates
+ * it (see cube.h). The signal itself is not changed.
  * @param signal The signal.
  * @param[out] out The cube.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_UNSUPPORTED, ::EELSVAE_ERR_NOMEM.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_UNSUPPORTED,
+ *         ::EELSVAE_ERR_RANGE (a keV or meV axis whose offset or scale is
+ *         not a finite, non-zero number in eV), ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_signal_to_cube(const eelsvae_signal *signal, eelsvae_cube **out);
@@ -308,7 +323,14 @@ EELSVAE_API eelsvae_status eelsvae_signal_save(const eelsvae_signal *signal, con
 /**
  * @brief Load the main signal of any readable file as a cube.
  *
- * A .npy file must be 3-D and is left uncalibrated, as eelsvae_cube_load_npy().
+ * The file is read as by eelsvae_signal_load() and converted as by
+ * eelsvae_signal_to_cube(): a keV or meV energy axis becomes eV, and an
+ * energy axis the file does not calibrate is loaded uncalibrated (channel
+ * numbers), not refused. A .npy file must be 3-D and is left uncalibrated,
+ * as eelsvae_cube_load_npy(). Set an uncalibrated energy axis with
+ * `eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, offset_ev, scale_ev, "eV")`
+ * before an energy window, a score or a model (they refuse it with
+ * ::EELSVAE_ERR_RANGE).
  * @param path File name.
  * @param[out] out The cube.
  * @return As eelsvae_signal_load() and eelsvae_signal_to_cube().

@@ -40,13 +40,15 @@ typedef enum eelsvae_direction {
 typedef struct eelsvae_scorer_options {
     size_t struct_size;       /**< The caller's sizeof(eelsvae_scorer_options), set by init. */
     eelsvae_score_kind kind;  /**< What to measure (default PCC). */
-    double window_lo;         /**< Energy window start in the cube's energy units (default 690). */
-    double window_hi;         /**< Energy window end (default 730). */
+    double window_lo;         /**< Energy window start in the cube's energy units; NaN with window_hi NaN
+                                   (the default): the whole energy axis, as no edge is assumed. The paper's
+                                   Fe L window is 690 … 730 eV; eelsvae_edge_window() gives any edge's. */
+    double window_hi;         /**< Energy window end (default NaN: see window_lo). */
 } eelsvae_scorer_options;
 
 /**
- * @brief Fill scorer options with the paper's (PCC over 690–730 eV), writing
- *        only the caller's @p struct_size bytes.
+ * @brief Fill scorer options with the defaults (PCC over the whole energy
+ *        axis), writing only the caller's @p struct_size bytes.
  *
  * Call it through eelsvae_scorer_options_init(), which passes the caller's
  * own sizeof (see @ref page_abi).
@@ -62,8 +64,8 @@ typedef struct eelsvae_scorer_options {
 EELSVAE_API eelsvae_status eelsvae_scorer_options_init_sized(eelsvae_scorer_options *opt, size_t struct_size);
 
 /**
- * @brief Fill scorer options with the paper's: PCC over 690–730 eV (the
- *        caller's sizeof).
+ * @brief Fill scorer options with the defaults: PCC over the whole energy
+ *        axis (the caller's sizeof).
  *
  * A macro over eelsvae_scorer_options_init_sized() that passes
  * `sizeof *(opt)`. @p opt is evaluated once.

@@ -55,6 +55,7 @@ eelsvae_status evae_cube_alloc_like(const eelsvae_cube *like, size_t ny, size_t 
     eelsvae_cube *c = NULL;
     EVAE_TRY(cube_alloc(ny, nx, ne, &c));
     memcpy(c->axis, like->axis, sizeof c->axis);
+    c->energy_calibrated = like->energy_calibrated;
     *out = c;
     return EELSVAE_OK;
 }
@@ -107,7 +108,18 @@ eelsvae_status eelsvae_cube_set_axis(eelsvae_cube *cube, eelsvae_axis axis, doub
     cube->axis[axis].offset = offset;
     cube->axis[axis].scale = scale;
     strcpy(cube->axis[axis].units, units);
+    /* Offset 0, scale 1 and no units is how a file says "no calibration". */
+    if (axis == EELSVAE_AXIS_E) cube->energy_calibrated = !(offset == 0.0 && scale == 1.0 && units[0] == '\0');
     return EELSVAE_OK;
+}
+
+eelsvae_status evae_require_energy_calibrated(const eelsvae_cube *c, const char *what)
+{
+    if (evae_energy_calibrated(c)) return EELSVAE_OK;
+    return evae_fail(EELSVAE_ERR_RANGE,
+                     "%s: the cube's energy axis is uncalibrated (channel numbers), so an energy in eV names no "
+                     "channel; set it with eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, offset_ev, scale_ev, \"eV\")",
+                     what);
 }
 
 eelsvae_status eelsvae_cube_axis(const eelsvae_cube *cube, eelsvae_axis axis, double *offset, double *scale,
@@ -131,12 +143,14 @@ eelsvae_status eelsvae_cube_spectrum(const eelsvae_cube *cube, size_t y, size_t 
     return EELSVAE_OK;
 }
 
-eelsvae_status eelsvae_cube_energy_window(const eelsvae_cube *cube, double lo_ev, double hi_ev, size_t *first,
-                                          size_t *count)
+/* eelsvae_cube_energy_window(), its calibration refused in the name of `what`. */
+static eelsvae_status energy_window(const eelsvae_cube *cube, double lo_ev, double hi_ev, size_t *first,
+                                    size_t *count, const char *what)
 {
     if (!cube || !first || !count) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "energy window: NULL argument");
     if (!isfinite(lo_ev) || !isfinite(hi_ev) || !(hi_ev > lo_ev))
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "energy window %g:%g is empty or not finite", lo_ev, hi_ev);
+    EVAE_TRY(evae_require_energy_calibrated(cube, what));
     const evae_axis_calibration *e = &cube->axis[EELSVAE_AXIS_E];
     /* Work in channel units; a negative scale (descending axis) swaps ends. */
     double a = (lo_ev - e->offset) / e->scale, b = (hi_ev - e->offset) / e->scale;
@@ -159,10 +173,16 @@ eelsvae_status eelsvae_cube_energy_window(const eelsvae_cube *cube, double lo_ev
     return EELSVAE_OK;
 }
 
+eelsvae_status eelsvae_cube_energy_window(const eelsvae_cube *cube, double lo_ev, double hi_ev, size_t *first,
+                                          size_t *count)
+{
+    return energy_window(cube, lo_ev, hi_ev, first, count, "eelsvae_cube_energy_window");
+}
+
 eelsvae_status eelsvae_cube_crop_energy(const eelsvae_cube *cube, double lo_ev, double hi_ev, eelsvae_cube **out)
 {
     size_t first = 0, count = 0;
-    EVAE_TRY(eelsvae_cube_energy_window(cube, lo_ev, hi_ev, &first, &count));
+    EVAE_TRY(energy_window(cube, lo_ev, hi_ev, &first, &count, "eelsvae_cube_crop_energy"));
     if (!out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "crop_energy: NULL output pointer");
     eelsvae_cube *c = NULL;
     EVAE_TRY(evae_cube_alloc_like(cube, cube->ny, cube->nx, count, &c));
@@ -247,5 +267,33 @@ eelsvae_status eelsvae_cube_check_finite(const eelsvae_cube *cube)
                              (double)cube->data[i]);
         }
     }
+    return EELSVAE_OK;
+}
+
+eelsvae_status eelsvae_cube_bin_energy(const eelsvae_cube *cube, size_t bin, eelsvae_cube **out)
+{
+    if (!cube || !out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "eelsvae_cube_bin_energy: NULL argument");
+    if (bin == 0 || bin > cube->ne)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
+                         "eelsvae_cube_bin_energy: bin %zu; it must lie in 1 … %zu, the cube's channel count", bin,
+                         cube->ne);
+    size_t ne = cube->ne / bin, pixels = evae_cube_pixels(cube);
+    eelsvae_cube *c = NULL;
+    EVAE_TRY(evae_cube_alloc_like(cube, cube->ny, cube->nx, ne, &c));
+    for (size_t p = 0; p < pixels; p++) {
+        const float *src = cube->data + p * cube->ne;
+        float *dst = c->data + p * ne;
+        for (size_t k = 0; k < ne; k++) {
+            double sum = 0.0; /* a double sum: bins of thousands of channels stay exact to float */
+            for (size_t j = 0; j < bin; j++) sum += src[k * bin + j];
+            dst[k] = (float)sum;
+        }
+    }
+    evae_axis_calibration *e = &c->axis[EELSVAE_AXIS_E];
+    if (evae_energy_calibrated(c)) { /* channel numbers stay channel numbers (of the bins) */
+        e->offset += e->scale * (double)(bin - 1) / 2.0;
+        e->scale *= (double)bin;
+    }
+    *out = c;
     return EELSVAE_OK;
 }

@@ -14,7 +14,23 @@ struct eelsvae_cube {
     size_t ny, nx, ne;
     float *data; /* [ny][nx][ne], 64-byte aligned */
     evae_axis_calibration axis[3];
+    /* The energy axis holds a calibration, not channel numbers: set by
+     * eelsvae_cube_set_axis() (so by a file's calibration too) unless given
+     * offset 0, scale 1 and no units; false in a new cube and a .npy one
+     * (zeroed handles); carried along by evae_cube_alloc_like(). */
+    bool energy_calibrated;
 };
+
+/* Whether a cube's energy axis is calibrated (see energy_calibrated). */
+static inline bool evae_energy_calibrated(const eelsvae_cube *c)
+{
+    return c->energy_calibrated;
+}
+
+/* ::EELSVAE_ERR_RANGE naming `what` (the public function) when the cube's
+ * energy axis is uncalibrated, so that an eV window would fall on channel
+ * numbers; ::EELSVAE_OK otherwise. */
+eelsvae_status evae_require_energy_calibrated(const eelsvae_cube *c, const char *what);
 
 /* Pixels (ny·nx) and samples (ny·nx·ne) of a valid cube: cannot overflow,
  * since the cube was allocated. */

@@ -467,6 +467,24 @@ static void set_cube_axis(eelsvae_cube *c, eelsvae_axis axis, const evae_signal_
     (void)eelsvae_cube_set_axis(c, axis, a->offset, a->scale, units);
 }
 
+/* The energy axis of a cube in eV: a "keV" or "meV" axis is converted (case
+ * matters: "MeV" is a million eV, and is kept as it is, like any other units). */
+static eelsvae_status energy_axis_in_ev(const evae_signal_axis *a, evae_signal_axis *ev)
+{
+    *ev = *a;
+    bool kev = !strcmp(a->units, "keV"), mev = !strcmp(a->units, "meV");
+    if (!kev && !mev) return EELSVAE_OK;
+    ev->offset = kev ? a->offset * 1000.0 : a->offset / 1000.0;
+    ev->scale = kev ? a->scale * 1000.0 : a->scale / 1000.0;
+    if (!isfinite(ev->offset) || !isfinite(ev->scale) || ev->scale == 0.0)
+        return evae_fail(EELSVAE_ERR_RANGE,
+                         "signal_to_cube: the energy axis, offset %g and scale %g %s, does not fit in eV (offset %g, "
+                         "scale %g)",
+                         a->offset, a->scale, a->units, ev->offset, ev->scale);
+    strcpy(ev->units, "eV");
+    return EELSVAE_OK;
+}
+
 eelsvae_status eelsvae_signal_to_cube(const eelsvae_signal *signal, eelsvae_cube **out)
 {
     if (!signal || !out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "signal_to_cube: NULL argument");
@@ -485,6 +503,8 @@ eelsvae_status eelsvae_signal_to_cube(const eelsvae_signal *signal, eelsvae_cube
     size_t ny = n_nav == 2 ? signal->shape[nav[0]] : 1;
     size_t nx = n_nav >= 1 ? signal->shape[nav[n_nav - 1]] : 1;
     size_t ne = signal->shape[e_axis];
+    evae_signal_axis energy;
+    EVAE_TRY(energy_axis_in_ev(&signal->axis[e_axis], &energy));
     eelsvae_cube *c = NULL;
     EVAE_TRY(eelsvae_cube_create(ny, nx, ne, &c));
     size_t stride[EELSVAE_SIGNAL_MAX_DIMS];
@@ -497,7 +517,7 @@ eelsvae_status eelsvae_signal_to_cube(const eelsvae_signal *signal, eelsvae_cube
             for (size_t e = 0; e < ne; e++)
                 c->data[(y * nx + x) * ne + e] =
                     (float)element_as_double(signal->data, signal->dtype, y * sy + x * sx + e * se);
-    set_cube_axis(c, EELSVAE_AXIS_E, &signal->axis[e_axis]);
+    set_cube_axis(c, EELSVAE_AXIS_E, &energy);
     if (n_nav >= 1) set_cube_axis(c, EELSVAE_AXIS_X, &signal->axis[nav[n_nav - 1]]);
     if (n_nav == 2) set_cube_axis(c, EELSVAE_AXIS_Y, &signal->axis[nav[0]]);
     *out = c;
@@ -519,6 +539,9 @@ eelsvae_status eelsvae_signal_from_cube(const eelsvae_cube *cube, eelsvae_signal
         snprintf(s->axis[d].name, sizeof s->axis[d].name, "%s", names[d]);
         memcpy(s->axis[d].units, a->units, sizeof s->axis[d].units);
     }
+    /* An uncalibrated energy axis is written as one (offset 0, scale 1, no
+     * units), so that it is read back uncalibrated rather than as eV. */
+    if (!evae_energy_calibrated(cube)) s->axis[EELSVAE_AXIS_E].units[0] = '\0';
     eelsvae_status st = eelsvae_signal_metadata_set(s, "signal_type", "EELS");
     if (st != EELSVAE_OK) {
         eelsvae_signal_free(s);

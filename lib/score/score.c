@@ -4,6 +4,7 @@
 #include "../core/options_out.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 struct eelsvae_scorer {
@@ -27,8 +28,8 @@ static void scorer_defaults(eelsvae_scorer_options *opt)
     memset(opt, 0, sizeof *opt);
     opt->struct_size = sizeof *opt;
     opt->kind = EELSVAE_SCORE_PCC;
-    opt->window_lo = 690.0;
-    opt->window_hi = 730.0;
+    opt->window_lo = NAN; /* the whole energy axis: no edge is assumed */
+    opt->window_hi = NAN;
 }
 
 eelsvae_status eelsvae_scorer_options_init_sized(eelsvae_scorer_options *opt, size_t struct_size)
@@ -47,8 +48,10 @@ eelsvae_status eelsvae_scorer_create(const eelsvae_scorer_options *opt, eelsvae_
     EVAE_TRY(evae_read_options(&o, sizeof o, opt, "scorer"));
     if (o.kind != EELSVAE_SCORE_PCC && o.kind != EELSVAE_SCORE_MSE && o.kind != EELSVAE_SCORE_SPECTRAL_ANGLE)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "scorer options: kind %d is not a known score", (int)o.kind);
-    if (!isfinite(o.window_lo) || !isfinite(o.window_hi) || !(o.window_hi > o.window_lo))
-        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "scorer options: window %g:%g is empty or not finite",
+    bool whole_axis = isnan(o.window_lo) && isnan(o.window_hi);
+    if (!whole_axis && (!isfinite(o.window_lo) || !isfinite(o.window_hi) || !(o.window_hi > o.window_lo)))
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
+                         "scorer options: window %g:%g is empty or not finite (both NaN: the whole axis)",
                          o.window_lo, o.window_hi);
     eelsvae_scorer *s = evae_malloc(sizeof *s);
     if (!s) return evae_fail(EELSVAE_ERR_NOMEM, "scorer_create: cannot allocate the scorer");
@@ -187,8 +190,11 @@ eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, const eelsvae_
     if (count != pixels)
         return evae_fail(EELSVAE_ERR_DIMENSION, "score: buffer holds %zu scores, the scan has %zu × %zu pixels",
                          count, original->ny, original->nx);
-    size_t first = 0, n = 0;
-    EVAE_TRY(eelsvae_cube_energy_window(original, scorer->opt.window_lo, scorer->opt.window_hi, &first, &n));
+    size_t first = 0, n = original->ne;
+    if (!isnan(scorer->opt.window_lo)) {
+        EVAE_TRY(evae_require_energy_calibrated(original, "eelsvae_scorer_score"));
+        EVAE_TRY(eelsvae_cube_energy_window(original, scorer->opt.window_lo, scorer->opt.window_hi, &first, &n));
+    }
     EVAE_TRY(check_window_finite(original, reconstruction, first, n));
 
     pixel_score_fn score_pixel = pixel_score_for(scorer->opt.kind);
