@@ -359,7 +359,7 @@ static void run_fast(const eelsvae_cube *raw, const char *dir, int export, fast_
     check(eelsvae_preprocess_options_init(&chain, EELSVAE_PRESET_FAST), "FAST preprocessing");
     eelsvae_cube *replay = NULL;
     double t0 = now();
-    check(evae_model_crop(&r->arch, raw, NAN, "replayed crop", &replay), "replayed crop");
+    check(evae_model_crop(&r->arch, raw, NAN, "replayed crop", &replay, NULL), "replayed crop");
     check(eelsvae_cube_preprocess(replay, &chain, NULL, NULL), "replayed preprocessing");
     r->train_prep = now() - t0;
     eelsvae_cube_free(replay);
@@ -424,7 +424,7 @@ static float *paper_tiles(const eelsvae_cube *raw, const eelsvae_model_options *
     }
     eelsvae_cube *crop = NULL, *window = NULL;
     check(eelsvae_cube_crop(raw, (ny - side) / 2, (nx - side) / 2, side, side, &crop), "paper crop");
-    check(evae_model_crop(arch, crop, NAN, "paper crop", &window), "paper energy range");
+    check(evae_model_crop(arch, crop, NAN, "paper crop", &window, NULL), "paper energy range");
     eelsvae_preprocess_options p;
     check(eelsvae_preprocess_options_init(&p, EELSVAE_PRESET_PAPER), "paper preprocessing");
     check(eelsvae_cube_preprocess(window, &p, NULL, NULL), "paper preprocessing");

@@ -5,6 +5,7 @@
  * and its short struct must work in the consuming function, the fields it
  * lacks taking their defaults: the result is bit-identical to that of the
  * full struct with the same values. */
+#include <math.h>
 #include <stdalign.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 
 #define CANARY 0xA5
 #define GUARD 64
+#define EXTRA_TAIL 40 /* a newer caller's fields past today's struct */
 
 /* An old caller's struct followed directly by canary bytes. */
 #define GUARDED(T)                                                                                               \
@@ -85,6 +87,57 @@ typedef struct old_train {
     size_t batch;
 } old_train;
 _Static_assert(sizeof(old_train) == offsetof(eelsvae_train_options, learning_rate), "prefix");
+
+/* The previous release's structs: today's less the trailing fields added since
+ * (pca.h trim_fraction; model.h energy_bin, min_tiles, min_steps). A program
+ * built against that release passes these sizes. */
+typedef struct prev_pca {
+    size_t struct_size;
+    size_t components;
+    int center;
+    int poisson_normalize;
+    uint64_t seed;
+    double tolerance;
+    size_t max_iterations;
+} prev_pca;
+_Static_assert(sizeof(prev_pca) == offsetof(eelsvae_pca_options, trim_fraction), "prefix");
+_Static_assert(offsetof(prev_pca, max_iterations) == offsetof(eelsvae_pca_options, max_iterations), "");
+
+typedef struct prev_model {
+    size_t struct_size;
+    size_t tile;
+    size_t energy_channels;
+    double energy_start;
+    size_t conv_layers;
+    eelsvae_conv_spec conv[EELSVAE_MAX_CONV_LAYERS];
+    size_t hidden;
+    size_t latent;
+    double beta;
+    eelsvae_loss_kind loss;
+} prev_model;
+_Static_assert(sizeof(prev_model) == offsetof(eelsvae_model_options, energy_bin), "prefix");
+_Static_assert(offsetof(prev_model, loss) == offsetof(eelsvae_model_options, loss), "");
+
+typedef struct prev_train {
+    size_t struct_size;
+    size_t epochs;
+    size_t batch;
+    double learning_rate;
+    double validation_fraction;
+    double clip_norm;
+    size_t plateau_patience;
+    size_t early_stop_patience;
+    size_t tile_stride;
+    uint64_t seed;
+    const eelsvae_preprocess_options *preprocess;
+    const char *checkpoint_path;
+    size_t checkpoint_every;
+    eelsvae_train_progress_fn progress;
+    void *progress_user;
+} prev_train;
+_Static_assert(sizeof(prev_train) == offsetof(eelsvae_train_options, min_tiles), "prefix");
+_Static_assert(offsetof(prev_train, progress_user) == offsetof(eelsvae_train_options, progress_user), "");
+_Static_assert(offsetof(eelsvae_train_options, min_steps) > offsetof(eelsvae_train_options, min_tiles), "");
 
 typedef struct old_estimate {
     size_t struct_size;
@@ -234,7 +287,7 @@ static void test_scorer(void **state)
     assert_int_equal(box.opt.struct_size, sizeof box.opt);
     assert_int_equal(box.opt.kind, EELSVAE_SCORE_PCC); /* score.h's default */
 
-    /* MSE over the default window (690–730 eV), which the old struct lacks */
+    /* MSE over the default window (NaN … NaN: the whole axis), which the old struct lacks */
     box.opt.kind = EELSVAE_SCORE_MSE;
     eelsvae_scorer_options full;
     assert_ok(eelsvae_scorer_options_init(&full));
@@ -249,7 +302,19 @@ static void test_scorer(void **state)
     assert_ok(eelsvae_scorer_score(b, x, y, sb, 36, NULL));
     assert_memory_equal(sa, sb, sizeof sa);
     assert_true(sa[0] > 0.0f); /* two different noisy SIs */
+    /* the whole axis, 500 … 760 eV, not the paper's 690–730 eV */
+    eelsvae_scorer *whole = NULL, *paper = NULL;
+    full.window_lo = 500.0, full.window_hi = 760.0;
+    assert_ok(eelsvae_scorer_create(&full, &whole));
+    full.window_lo = 690.0, full.window_hi = 730.0;
+    assert_ok(eelsvae_scorer_create(&full, &paper));
+    assert_ok(eelsvae_scorer_score(whole, x, y, sb, 36, NULL));
+    assert_memory_equal(sa, sb, sizeof sa);
+    assert_ok(eelsvae_scorer_score(paper, x, y, sb, 36, NULL));
+    assert_true(memcmp(sa, sb, sizeof sa) != 0);
     assert_canary(box.canary, GUARD);
+    eelsvae_scorer_free(whole);
+    eelsvae_scorer_free(paper);
     eelsvae_scorer_free(a);
     eelsvae_scorer_free(b);
     eelsvae_cube_free(x);
@@ -350,6 +415,233 @@ static void test_train_options(void **state)
     eelsvae_model_free(fresh);
     eelsvae_model_free(a);
     eelsvae_model_free(b);
+    eelsvae_cube_free(pa);
+    eelsvae_cube_free(pb);
+    eelsvae_cube_free(cube);
+}
+
+/* ---- the previous release's callers: the trailing fields added since -------------
+ * are never written into their structs, take their defaults in the consuming
+ * functions (canary bytes where they would lie are not read: 0xA5… would be an
+ * invalid trim_fraction, an energy_bin of 1 … 64 it is not, and min_tiles /
+ * min_steps so large that training would not end), and a newer caller's
+ * longer struct has them read at their offsets, its unknown tail ignored. */
+
+static void test_previous_release_pca(void **state)
+{
+    (void)state;
+    GUARDED(prev_pca) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_pca_options *as_new = (eelsvae_pca_options *)(void *)&box.opt;
+    assert_ok(eelsvae_pca_options_init_sized(as_new, sizeof box.opt));
+    assert_canary(box.canary, GUARD); /* trim_fraction not written */
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    assert_true(box.opt.components == 4 && box.opt.max_iterations == 50);
+
+    box.opt.components = 2;
+    eelsvae_pca_options full, trimmed;
+    assert_ok(eelsvae_pca_options_init(&full));
+    assert_true(full.trim_fraction == 0.0); /* pca.h's default: every spectrum */
+    full.components = 2;
+    trimmed = full;
+    trimmed.trim_fraction = 0.2;
+    eelsvae_cube *cube = tu_random_cube(8, 8, 20, 23);
+    eelsvae_pca *a = NULL, *b = NULL, *t = NULL;
+    assert_ok(eelsvae_pca_fit(cube, as_new, &a));
+    assert_ok(eelsvae_pca_fit(cube, &full, &b));
+    assert_ok(eelsvae_pca_fit(cube, &trimmed, &t));
+    assert_memory_equal(eelsvae_pca_components(a), eelsvae_pca_components(b), 2 * 20 * sizeof(float));
+    /* the field is read from a struct that has it: a trimmed fit differs */
+    assert_true(memcmp(eelsvae_pca_components(t), eelsvae_pca_components(b), 2 * 20 * sizeof(float)) != 0);
+
+    /* A newer caller: trim_fraction at its offset, an unknown nonzero tail ignored. */
+    struct {
+        eelsvae_pca_options opt;
+        unsigned char tail[EXTRA_TAIL];
+    } newer;
+    memset(&newer, CANARY, sizeof newer);
+    assert_ok(eelsvae_pca_options_init_sized(&newer.opt, sizeof newer));
+    assert_true(newer.opt.trim_fraction == 0.0);
+    newer.opt.components = 2;
+    newer.opt.trim_fraction = 0.2;
+    memset(newer.tail, CANARY, sizeof newer.tail);
+    eelsvae_pca *n = NULL;
+    assert_ok(eelsvae_pca_fit(cube, &newer.opt, &n));
+    assert_memory_equal(eelsvae_pca_components(n), eelsvae_pca_components(t), 2 * 20 * sizeof(float));
+    assert_canary(box.canary, GUARD);
+    eelsvae_pca_free(a);
+    eelsvae_pca_free(b);
+    eelsvae_pca_free(t);
+    eelsvae_pca_free(n);
+    eelsvae_cube_free(cube);
+}
+
+/* small_si() with a finer dispersion: 500 … 760 eV in 1041 channels of 0.25 eV. */
+static eelsvae_cube *fine_si(void)
+{
+    eelsvae_synth_options s;
+    assert_ok(eelsvae_synth_options_init(&s));
+    s.ny = 8;
+    s.nx = 8;
+    s.energy_start = 500.0;
+    s.energy_end = 760.0;
+    s.dispersion = 0.25;
+    s.seed = 6;
+    eelsvae_cube *c = NULL;
+    assert_ok(eelsvae_synth_generate(&s, &c, NULL));
+    return c;
+}
+
+static void test_previous_release_model(void **state)
+{
+    (void)state;
+    GUARDED(prev_model) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_model_options *as_new = (eelsvae_model_options *)(void *)&box.opt;
+    assert_ok(eelsvae_model_options_init_sized(as_new, EELSVAE_PRESET_FAST, sizeof box.opt));
+    assert_canary(box.canary, GUARD); /* energy_bin not written */
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    eelsvae_model_options full;
+    assert_ok(eelsvae_model_options_init(&full, EELSVAE_PRESET_FAST));
+    assert_int_equal(full.energy_bin, 1); /* model.h: presets 1 */
+    assert_memory_equal((const char *)&box.opt + sizeof(size_t), (const char *)&full + sizeof(size_t),
+                        sizeof box.opt - sizeof(size_t));
+
+    /* Consumed with energy_bin 1: the estimate and the model are the full struct's. */
+    eelsvae_memory_estimate ea, eb;
+    memset(&ea, 0, sizeof ea);
+    memset(&eb, 0, sizeof eb);
+    ea.struct_size = eb.struct_size = sizeof ea;
+    assert_ok(eelsvae_model_estimate_memory(as_new, 2, &ea));
+    assert_ok(eelsvae_model_estimate_memory(&full, 2, &eb));
+    assert_memory_equal(&ea, &eb, sizeof ea);
+    eelsvae_model *m = NULL;
+    assert_ok(eelsvae_model_create(as_new, 1, &m));
+    eelsvae_model_options got;
+    assert_ok(eelsvae_model_options_get(m, &got));
+    assert_int_equal(got.energy_bin, 1);
+    /* and read back into the previous release's struct: energy_bin not written */
+    GUARDED(prev_model) back;
+    memset(&back, CANARY, sizeof back);
+    assert_ok(eelsvae_model_options_get_sized(m, (eelsvae_model_options *)(void *)&back.opt, sizeof back.opt));
+    assert_canary(back.canary, GUARD);
+    assert_int_equal(back.opt.tile, full.tile);
+    eelsvae_model_free(m);
+
+    /* eelsvae_model_options_fit: a range that needs no binning fits the old
+     * struct as the full one (131 channels within the fast preset's 160) … */
+    eelsvae_cube *coarse = small_si(7), *fine = fine_si();
+    eelsvae_model_options fitted = full;
+    assert_ok(eelsvae_model_options_fit(&fitted, coarse, NAN, NAN));
+    assert_int_equal(fitted.energy_bin, 1);
+    assert_ok(eelsvae_model_options_fit(as_new, coarse, NAN, NAN));
+    assert_canary(box.canary, GUARD);
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    assert_memory_equal((const char *)&box.opt + sizeof(size_t), (const char *)&fitted + sizeof(size_t),
+                        sizeof box.opt - sizeof(size_t));
+    /* … one that needs it (1041 channels: bins of 7) is refused, naming the
+     * field, with the old struct left as it was */
+    prev_model before = box.opt;
+    assert_status(eelsvae_model_options_fit(as_new, fine, NAN, NAN), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_message_names("energy_bin");
+    assert_memory_equal(&box.opt, &before, sizeof before);
+    assert_canary(box.canary, GUARD);
+    fitted = full;
+    assert_ok(eelsvae_model_options_fit(&fitted, fine, NAN, NAN));
+    assert_int_equal(fitted.energy_bin, 7);
+    assert_int_equal(fitted.energy_channels, 144);
+
+    /* A newer caller: energy_bin read and written at its offset, the unknown tail left as it was. */
+    struct {
+        eelsvae_model_options opt;
+        unsigned char tail[EXTRA_TAIL];
+    } newer;
+    memset(&newer, CANARY, sizeof newer);
+    assert_ok(eelsvae_model_options_init_sized(&newer.opt, EELSVAE_PRESET_FAST, sizeof newer));
+    memset(newer.tail, CANARY, sizeof newer.tail);
+    assert_ok(eelsvae_model_options_fit(&newer.opt, fine, NAN, NAN));
+    assert_int_equal(newer.opt.struct_size, sizeof newer);
+    assert_memory_equal((const char *)&newer.opt + sizeof(size_t), (const char *)&fitted + sizeof(size_t),
+                        sizeof fitted - sizeof(size_t));
+    assert_canary(newer.tail, sizeof newer.tail);
+    memset(&ea, 0, sizeof ea);
+    memset(&eb, 0, sizeof eb);
+    ea.struct_size = eb.struct_size = sizeof ea;
+    assert_ok(eelsvae_model_estimate_memory(&newer.opt, 2, &ea));
+    assert_ok(eelsvae_model_estimate_memory(&fitted, 2, &eb));
+    assert_memory_equal(&ea, &eb, sizeof ea);
+    assert_ok(eelsvae_model_create(&newer.opt, 1, &m));
+    assert_ok(eelsvae_model_options_get(m, &got));
+    assert_int_equal(got.energy_bin, 7);
+    eelsvae_model_free(m);
+    eelsvae_cube_free(coarse);
+    eelsvae_cube_free(fine);
+}
+
+static int count_steps(void *user, const eelsvae_train_progress *p)
+{
+    (void)p;
+    ++*(size_t *)user;
+    return 0;
+}
+
+static void test_previous_release_train(void **state)
+{
+    (void)state;
+    GUARDED(prev_train) box;
+    memset(&box, CANARY, sizeof box);
+    eelsvae_train_options *as_new = (eelsvae_train_options *)(void *)&box.opt;
+    assert_ok(eelsvae_train_options_init_sized(as_new, EELSVAE_PRESET_PAPER, sizeof box.opt));
+    assert_canary(box.canary, GUARD); /* min_tiles, min_steps not written */
+    assert_int_equal(box.opt.struct_size, sizeof box.opt);
+    eelsvae_train_options full;
+    assert_ok(eelsvae_train_options_init(&full, EELSVAE_PRESET_PAPER));
+    assert_int_equal(full.min_tiles, 64); /* model.h: presets 64 and 0 */
+    assert_int_equal(full.min_steps, 0);
+
+    /* One epoch of the old struct against the full one with min_tiles 64, min_steps 0. */
+    size_t old_steps = 0, full_steps = 0, more_steps = 0;
+    box.opt.epochs = 1;
+    box.opt.progress = count_steps;
+    box.opt.progress_user = &old_steps;
+    full.epochs = 1;
+    full.progress = count_steps;
+    full.progress_user = &full_steps;
+    eelsvae_cube *cube = tu_tiny_train_cube(24, 13);
+    const eelsvae_cube *cubes[1] = {cube};
+    eelsvae_model *a = tu_tiny_model(6), *b = tu_tiny_model(6), *c = tu_tiny_model(6);
+    assert_ok(eelsvae_model_train(a, cubes, NULL, 1, as_new));
+    assert_ok(eelsvae_model_train(b, cubes, NULL, 1, &full));
+    assert_true(old_steps >= 1 && old_steps == full_steps);
+    eelsvae_cube *pa = NULL, *pb = NULL;
+    assert_ok(eelsvae_model_prepare(a, cube, &pa));
+    assert_ok(eelsvae_model_prepare(b, cube, &pb));
+    float mu_a[36], mu_b[36];
+    assert_ok(eelsvae_model_encode(a, pa, mu_a, NULL, 36));
+    assert_ok(eelsvae_model_encode(b, pb, mu_b, NULL, 36));
+    assert_memory_equal(mu_a, mu_b, sizeof mu_a);
+    assert_canary(box.canary, GUARD);
+
+    /* A newer caller's struct, min_steps set past one epoch's steps: the
+     * epochs are raised to reach them, the unknown tail ignored. */
+    struct {
+        eelsvae_train_options opt;
+        unsigned char tail[EXTRA_TAIL];
+    } newer;
+    memset(&newer, CANARY, sizeof newer);
+    assert_ok(eelsvae_train_options_init_sized(&newer.opt, EELSVAE_PRESET_PAPER, sizeof newer));
+    assert_true(newer.opt.min_tiles == 64 && newer.opt.min_steps == 0);
+    memset(newer.tail, CANARY, sizeof newer.tail);
+    newer.opt.epochs = 1;
+    newer.opt.early_stop_patience = 0;
+    newer.opt.min_steps = full_steps + 1;
+    newer.opt.progress = count_steps;
+    newer.opt.progress_user = &more_steps;
+    assert_ok(eelsvae_model_train(c, cubes, NULL, 1, &newer.opt));
+    assert_int_equal(more_steps, 2 * full_steps); /* two whole epochs */
+    eelsvae_model_free(a);
+    eelsvae_model_free(b);
+    eelsvae_model_free(c);
     eelsvae_cube_free(pa);
     eelsvae_cube_free(pb);
     eelsvae_cube_free(cube);
@@ -507,6 +799,9 @@ int main(void)
         cmocka_unit_test(test_model_options),
         cmocka_unit_test(test_model_options_get),
         cmocka_unit_test(test_train_options),
+        cmocka_unit_test(test_previous_release_pca),
+        cmocka_unit_test(test_previous_release_model),
+        cmocka_unit_test(test_previous_release_train),
         cmocka_unit_test(test_memory_estimate),
         cmocka_unit_test(test_size_too_small),
         cmocka_unit_test(test_newer_longer_struct),

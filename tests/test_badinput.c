@@ -821,7 +821,7 @@ static void test_tile_larger_than_cube(void **state)
     eelsvae_cube_free(cropped);
     eelsvae_model *m = tu_tiny_model(5);
     float *before = params_copy(m);
-    assert_fails(train_on(m, small), EELSVAE_ERR_DIMENSION, "no tile");
+    assert_fails(train_on(m, small), EELSVAE_ERR_DIMENSION, "smaller than the model's 8 × 8 tile");
     assert_params_unchanged(m, before);
     eelsvae_model_free(m);
     eelsvae_cube_free(small);
@@ -861,7 +861,9 @@ static void test_energy_windows(void **state)
     assert_null(out);
 
     eelsvae_scorer_options so;
-    assert_ok(eelsvae_scorer_options_init(&so)); /* the paper's 690–730 eV: far outside */
+    assert_ok(eelsvae_scorer_options_init(&so));
+    so.window_lo = 690.0; /* the paper's Fe L window: far outside */
+    so.window_hi = 730.0;
     eelsvae_scorer *sc = NULL;
     assert_ok(eelsvae_scorer_create(&so, &sc));
     float map[16];
@@ -893,6 +895,17 @@ static void test_model_other_energy_axis(void **state)
     assert_fails(eelsvae_model_prepare(fx.model, late, &prepared), EELSVAE_ERR_RANGE, "740", "695");
     eelsvae_cube *short_axis = ramp_cube(16, 16, 30, 686.0, 1.0); /* 686 … 715 eV */
     assert_fails(eelsvae_model_prepare(fx.model, short_axis, &prepared), EELSVAE_ERR_RANGE, "715", "32 channels");
+    /* Channel numbers (offset 0, scale 1, no units) are refused, not read as eV. */
+    eelsvae_cube *channels = ramp_cube(16, 16, 61, 0.0, 1.0);
+    assert_ok(eelsvae_cube_set_axis(channels, EELSVAE_AXIS_E, 0.0, 1.0, NULL));
+    assert_fails(eelsvae_model_prepare(fx.model, channels, &prepared), EELSVAE_ERR_RANGE, "model prepare",
+                 "uncalibrated", "eelsvae_cube_set_axis");
+    eelsvae_model *fresh = tu_tiny_model(5);
+    float *fresh_before = params_copy(fresh);
+    assert_fails(train_on(fresh, channels), EELSVAE_ERR_RANGE, "model train", "uncalibrated");
+    assert_params_unchanged(fresh, fresh_before);
+    eelsvae_model_free(fresh);
+    eelsvae_cube_free(channels);
     assert_null(prepared);
 
     /* A raw cube handed to detection without prepare: its 52 channels are not the model's 32. */

@@ -56,6 +56,7 @@ static void train_options(eelsvae_train_options *t, size_t epochs)
     t->epochs = epochs;
     t->batch = 4;
     t->tile_stride = 4; /* origins 0, 4, … 16: 25 tiles per 24 × 24 cube */
+    t->min_tiles = 0;   /* exactly those tiles, however few */
     t->validation_fraction = 0.1;
     t->early_stop_patience = 0;
     t->seed = 7;
@@ -740,15 +741,15 @@ static void test_bad_files(void **state)
     assert_ok(eelsvae_model_save(m, good, 1));
     size_t n = 0;
     unsigned char *d = slurp(good, &n);
-    /* 720-byte prefix, 3 blocks of 4·2533 bytes, 264 bytes of state, CRC */
-    assert_int_equal(n, 720 + 3 * 4 * TINY_PARAMETERS + 264 + 4);
+    /* 728-byte prefix, 3 blocks of 4·2533 bytes, 264 bytes of state, CRC */
+    assert_int_equal(n, 728 + 3 * 4 * TINY_PARAMETERS + 264 + 4);
     assert_memory_equal(d, "EELSVMDL", 8);
 
     /* a flipped byte inside the parameters */
-    d[720 + 4 * 100 + 1] ^= 0x40;
+    d[728 + 4 * 100 + 1] ^= 0x40;
     spit(bad, d, n);
     expect_load(bad, EELSVAE_ERR_CHECKSUM);
-    d[720 + 4 * 100 + 1] ^= 0x40;
+    d[728 + 4 * 100 + 1] ^= 0x40;
     /* and one in the Adam moments */
     d[n - 100] ^= 1;
     spit(bad, d, n);
@@ -756,7 +757,7 @@ static void test_bad_files(void **state)
     d[n - 100] ^= 1;
 
     /* truncated anywhere */
-    const size_t cuts[] = {0, 5, 8, 11, 40, 100, 719, 720, 721, 5000, n - 5, n - 1};
+    const size_t cuts[] = {0, 5, 8, 11, 40, 100, 727, 728, 729, 5000, n - 5, n - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         spit(bad, d, cuts[i]);
         expect_load(bad, EELSVAE_ERR_FORMAT);
@@ -774,10 +775,10 @@ static void test_bad_files(void **state)
     spit(bad, d, n);
     expect_load(bad, EELSVAE_ERR_FORMAT);
     d[0] = 'E';
-    put_le32(d + 8, 2);
+    put_le32(d + 8, 3); /* a version from the future (this library writes 2) */
     spit(bad, d, n);
     expect_load(bad, EELSVAE_ERR_VERSION);
-    put_le32(d + 8, 1);
+    put_le32(d + 8, 2);
 
     /* a lying header: a huge parameter count, a huge file size, a huge
      * channel count — all caught before allocating */
@@ -1020,9 +1021,15 @@ static void trained_and_prepared(eelsvae_model **m, eelsvae_cube **prep)
     pair_free(&p);
 }
 
-/* A strided reconstruction averages, for every pixel, the reconstructions of
- * every tile that holds it: rebuilt here from single-tile crops, each
+/* A strided reconstruction blends, for every pixel, the reconstructions of
+ * every tile that holds it, each weighted min(k + 1, T − k) along each axis
+ * at offset k (cube.h): rebuilt here from single-tile crops, each
  * reconstructed on its own (stride 4 on 20 pixels: origins 0, 4, 8, 12). */
+static double tile_weight_oracle(size_t k)
+{
+    return (double)(k + 1 < T - k ? k + 1 : T - k);
+}
+
 static void test_reconstruct_strided(void **state)
 {
     (void)state;
@@ -1030,9 +1037,10 @@ static void test_reconstruct_strided(void **state)
     eelsvae_cube *prep = NULL, *rec = NULL;
     trained_and_prepared(&m, &prep);
     assert_ok(eelsvae_model_reconstruct(m, prep, 4, &rec));
-    static double sum[20][20][E];
+    static double sum[20][20][E], weight[20][20];
     static int hits[20][20];
     memset(sum, 0, sizeof sum);
+    memset(weight, 0, sizeof weight);
     memset(hits, 0, sizeof hits);
     const size_t origin[4] = {0, 4, 8, 12};
     for (size_t i = 0; i < 4; i++)
@@ -1043,7 +1051,9 @@ static void test_reconstruct_strided(void **state)
             const float *o = eelsvae_cube_data(one);
             for (size_t r = 0; r < T; r++)
                 for (size_t c = 0; c < T; c++) {
-                    for (size_t e = 0; e < E; e++) sum[origin[i] + r][origin[j] + c][e] += o[(r * T + c) * E + e];
+                    double w = tile_weight_oracle(r) * tile_weight_oracle(c);
+                    for (size_t e = 0; e < E; e++) sum[origin[i] + r][origin[j] + c][e] += w * o[(r * T + c) * E + e];
+                    weight[origin[i] + r][origin[j] + c] += w;
                     hits[origin[i] + r][origin[j] + c]++;
                 }
             eelsvae_cube_free(one);
@@ -1054,7 +1064,7 @@ static void test_reconstruct_strided(void **state)
     for (size_t y = 0; y < 20; y++)
         for (size_t x = 0; x < 20; x++)
             for (size_t e = 0; e < E; e++) {
-                double d = fabs(r[(y * 20 + x) * E + e] - sum[y][x][e] / hits[y][x]);
+                double d = fabs(r[(y * 20 + x) * E + e] - sum[y][x][e] / weight[y][x]);
                 worst = d > worst ? d : worst;
             }
     assert_true(worst <= 1e-6);
@@ -1231,6 +1241,490 @@ static void test_allocation_failures(void **state)
     pair_free(&p);
 }
 
+/* ---- fitting an architecture to a scan --------------------------------------------------------- */
+
+/* A zero cube of ny × nx × ne with energy axis offset + scale·i eV. */
+static eelsvae_cube *axis_cube(size_t ny, size_t nx, size_t ne, double offset, double scale)
+{
+    eelsvae_cube *c = NULL;
+    assert_ok(eelsvae_cube_create(ny, nx, ne, &c));
+    assert_ok(eelsvae_cube_set_axis(c, EELSVAE_AXIS_E, offset, scale, "eV"));
+    return c;
+}
+
+/* The fast preset (tile 24, strides 4 spatial and 16 in energy, budget 160
+ * channels), `tile` over it when non-zero, fitted to a ny × nx scan of the
+ * 1024-channel axis 350 … 861.5 eV. Returns the status; *o gets the result. */
+static eelsvae_status fit_fast(size_t ny, size_t nx, size_t tile, double lo, double hi, eelsvae_model_options *o)
+{
+    assert_ok(eelsvae_model_options_init(o, EELSVAE_PRESET_FAST));
+    if (tile) o->tile = tile;
+    eelsvae_cube *c = axis_cube(ny, nx, 1024, 350.0, 0.5);
+    eelsvae_status st = eelsvae_model_options_fit(o, c, lo, hi);
+    eelsvae_cube_free(c);
+    return st;
+}
+
+static void test_options_fit_tile(void **state)
+{
+    (void)state;
+    eelsvae_model_options o, preset;
+    assert_ok(eelsvae_model_options_init(&preset, EELSVAE_PRESET_FAST));
+    assert_int_equal(preset.tile, 24);
+    assert_int_equal(preset.energy_bin, 1);
+    /* a 6-pixel-wide line: the largest multiple of 4 within 6 */
+    assert_ok(fit_fast(49, 6, 0, NAN, NAN, &o));
+    assert_int_equal(o.tile, 4);
+    /* nothing but the input's fields changes */
+    assert_int_equal(o.struct_size, sizeof o);
+    assert_int_equal(o.conv_layers, preset.conv_layers);
+    assert_memory_equal(o.conv, preset.conv, sizeof o.conv);
+    assert_int_equal(o.hidden, preset.hidden);
+    assert_int_equal(o.latent, preset.latent);
+    assert_true(o.beta == preset.beta && o.loss == preset.loss);
+    /* and the result is an architecture a model can have */
+    eelsvae_model *m = NULL;
+    assert_ok(eelsvae_model_create(&o, 1, &m));
+    eelsvae_model_free(m);
+    assert_ok(fit_fast(6, 49, 0, NAN, NAN, &o));
+    assert_int_equal(o.tile, 4);
+    /* a scan as large as the tile keeps it; 13 × 17 gives 12 */
+    assert_ok(fit_fast(24, 24, 0, NAN, NAN, &o));
+    assert_int_equal(o.tile, 24);
+    assert_ok(fit_fast(200, 300, 0, NAN, NAN, &o));
+    assert_int_equal(o.tile, 24);
+    assert_ok(fit_fast(13, 17, 0, NAN, NAN, &o));
+    assert_int_equal(o.tile, 12);
+    assert_ok(fit_fast(23, 23, 0, NAN, NAN, &o));
+    assert_int_equal(o.tile, 20);
+    /* a tile asked for (as --tile gives): the most it may be */
+    assert_ok(fit_fast(49, 6, 8, NAN, NAN, &o));
+    assert_int_equal(o.tile, 4);
+    assert_ok(fit_fast(24, 24, 8, NAN, NAN, &o));
+    assert_int_equal(o.tile, 8);
+    assert_ok(fit_fast(24, 24, 4, NAN, NAN, &o));
+    assert_int_equal(o.tile, 4);
+    /* narrower than the smallest tile: DIMENSION naming the smallest scan */
+    assert_status(fit_fast(3, 40, 0, NAN, NAN, &o), EELSVAE_ERR_DIMENSION);
+    assert_non_null(strstr(eelsvae_last_error(), "4 × 4"));
+    assert_int_equal(o.tile, 24); /* a failed fit leaves the options as they were */
+    assert_status(fit_fast(40, 3, 0, NAN, NAN, &o), EELSVAE_ERR_DIMENSION);
+    assert_non_null(strstr(eelsvae_last_error(), "4 × 4"));
+    assert_status(fit_fast(1, 1, 0, NAN, NAN, &o), EELSVAE_ERR_DIMENSION);
+    assert_ok(fit_fast(4, 4, 0, NAN, NAN, &o));
+    assert_int_equal(o.tile, 4);
+}
+
+/* A tile the strides do not divide, as `eelsvae-train --tile 10` passes:
+ * the largest tile up to it that the strides divide (8), not a refusal. */
+static void test_options_fit_tile_not_divisible(void **state)
+{
+    (void)state;
+    eelsvae_model_options o;
+    assert_ok(fit_fast(24, 24, 10, NAN, NAN, &o));
+    assert_int_equal(o.tile, 8);
+    assert_ok(fit_fast(49, 6, 10, NAN, NAN, &o));
+    assert_int_equal(o.tile, 4);
+}
+
+/* One fit of the fast preset to a 24 × 24 scan of 1024 channels at 0.5 eV
+ * from 350 eV (channel c at 350 + c/2 eV), and what it must give. */
+typedef struct energy_case {
+    double lo, hi;          /* the window, NaN/NaN the whole axis */
+    size_t bin, channels;   /* expected */
+    double start;           /* expected energy_start */
+    const char *why;
+} energy_case;
+
+static void test_options_fit_energy(void **state)
+{
+    (void)state;
+    static const energy_case cases[] = {
+        {NAN, NAN, 7, 144, 350.0, "1024 into the budget of 160: bin 7, 146 → 160 needs 1120 > 1024, so 144"},
+        {446.0, 492.0, 1, 96, 446.0, "channels 192 … 284, 93: up to 96, the range grows at its top end"},
+        {820.0, 861.5, 1, 96, 814.0, "channels 940 … 1023, 84: 96 does not fit above, so from 1024 − 96 = 928"},
+        {820.0, 900.0, 1, 96, 814.0, "the same window sticking out past the axis: clipped, the same"},
+        {300.0, 400.0, 1, 112, 350.0, "clipped below to channels 0 … 100, 101 → 112"},
+        {400.0, 639.5, 3, 160, 400.0, "channels 100 … 579, 480: bin 3 into exactly 160"},
+        {400.0, 640.0, 4, 128, 400.0, "481 channels: ⌈481/160⌉ = 4, 120 → 128 (512 channels from 400 eV fit)"},
+    };
+    eelsvae_model_options o;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const energy_case *e = &cases[k];
+        if (fit_fast(24, 24, 0, e->lo, e->hi, &o) != EELSVAE_OK) fail_msg("%s: %s", e->why, eelsvae_last_error());
+        if (o.energy_bin != e->bin || o.energy_channels != e->channels || fabs(o.energy_start - e->start) > 1e-9)
+            fail_msg("%s: got bin %zu, %zu channels from %g eV", e->why, o.energy_bin, o.energy_channels,
+                     o.energy_start);
+    }
+    /* the paper's budget (1312) holds the whole axis unbinned */
+    eelsvae_cube *c = axis_cube(24, 24, 1024, 350.0, 0.5);
+    assert_ok(eelsvae_model_options_init(&o, EELSVAE_PRESET_PAPER));
+    assert_ok(eelsvae_model_options_fit(&o, c, NAN, NAN));
+    assert_int_equal(o.energy_bin, 1);
+    assert_int_equal(o.energy_channels, 1024);
+    assert_close(o.energy_start, 350.0, 1e-9, 0);
+
+    /* a window off the axis: RANGE; the options untouched */
+    assert_ok(eelsvae_model_options_init(&o, EELSVAE_PRESET_FAST));
+    assert_status(eelsvae_model_options_fit(&o, c, 900.0, 950.0), EELSVAE_ERR_RANGE);
+    assert_status(eelsvae_model_options_fit(&o, c, 100.0, 200.0), EELSVAE_ERR_RANGE);
+    assert_int_equal(o.energy_channels, 160);
+    assert_int_equal(o.tile, 24);
+    /* one NaN end, or an empty range: INVALID_ARGUMENT */
+    assert_status(eelsvae_model_options_fit(&o, c, NAN, 500.0), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_options_fit(&o, c, 400.0, NAN), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_options_fit(&o, c, 500.0, 400.0), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_options_fit(NULL, c, NAN, NAN), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_model_options_fit(&o, NULL, NAN, NAN), EELSVAE_ERR_INVALID_ARGUMENT);
+    /* an invalid architecture to start from */
+    o.latent = 0;
+    assert_status(eelsvae_model_options_fit(&o, c, NAN, NAN), EELSVAE_ERR_INVALID_ARGUMENT);
+    eelsvae_cube_free(c);
+
+    /* 20 channels: 32 does not fit, so 16 */
+    assert_ok(eelsvae_model_options_init(&o, EELSVAE_PRESET_FAST));
+    c = axis_cube(24, 24, 20, 100.0, 1.0);
+    assert_ok(eelsvae_model_options_fit(&o, c, NAN, NAN));
+    assert_int_equal(o.energy_bin, 1);
+    assert_int_equal(o.energy_channels, 16);
+    assert_close(o.energy_start, 100.0, 1e-9, 0);
+    eelsvae_cube_free(c);
+    /* 10 channels: fewer than the energy strides' 16 — RANGE naming 16 */
+    c = axis_cube(24, 24, 10, 100.0, 1.0);
+    assert_status(eelsvae_model_options_fit(&o, c, NAN, NAN), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "16"));
+    assert_int_equal(o.energy_channels, 16); /* unchanged by the failure */
+    eelsvae_cube_free(c);
+}
+
+/* The energy budget need not be a multiple of the strides: a range of 150
+ * channels with a budget of 150 is rounded down to 144, not refused. */
+static void test_options_fit_budget_not_multiple(void **state)
+{
+    (void)state;
+    eelsvae_model_options o;
+    assert_ok(eelsvae_model_options_init(&o, EELSVAE_PRESET_FAST));
+    o.energy_channels = 150;
+    eelsvae_cube *c = axis_cube(24, 24, 1024, 350.0, 0.5);
+    /* 350 … 424.5 eV = 150 channels: bin 1; 160 exceeds the budget, so 144 */
+    eelsvae_status st = eelsvae_model_options_fit(&o, c, 350.0, 424.5);
+    eelsvae_cube_free(c);
+    assert_ok(st);
+    assert_int_equal(o.energy_bin, 1);
+    assert_int_equal(o.energy_channels, 144);
+    assert_close(o.energy_start, 350.0, 1e-9, 0);
+}
+
+/* An uncalibrated energy axis is refused (RANGE, naming the fix), even for
+ * the whole axis: channel numbers must not be recorded as eV. */
+static void test_options_fit_uncalibrated(void **state)
+{
+    (void)state;
+    eelsvae_model_options o;
+    assert_ok(eelsvae_model_options_init(&o, EELSVAE_PRESET_FAST));
+    eelsvae_cube *c = NULL;
+    assert_ok(eelsvae_cube_create(24, 24, 200, &c));
+    assert_status(eelsvae_model_options_fit(&o, c, 10.0, 100.0), EELSVAE_ERR_RANGE);
+    assert_status(eelsvae_model_options_fit(&o, c, NAN, NAN), EELSVAE_ERR_RANGE);
+    eelsvae_cube_free(c);
+}
+
+/* A caller whose struct ends before energy_bin: nothing past its struct_size
+ * is written, by init or by fit, and a range that needs binning is refused. */
+static void test_options_fit_short_struct(void **state)
+{
+    (void)state;
+    struct {
+        eelsvae_model_options o;
+        unsigned char canary[64];
+    } buf;
+    const size_t short_size = offsetof(eelsvae_model_options, energy_bin);
+    memset(&buf, 0xA5, sizeof buf);
+    assert_ok(eelsvae_model_options_init_sized(&buf.o, EELSVAE_PRESET_FAST, short_size));
+    const unsigned char *bytes = (const unsigned char *)&buf;
+    for (size_t i = short_size; i < sizeof buf; i++)
+        if (bytes[i] != 0xA5) fail_msg("init wrote byte %zu past struct_size %zu", i, short_size);
+    eelsvae_cube *c = axis_cube(49, 6, 1024, 350.0, 0.5);
+    assert_ok(eelsvae_model_options_fit(&buf.o, c, 446.0, 492.0));
+    assert_int_equal(buf.o.struct_size, short_size);
+    assert_int_equal(buf.o.tile, 4);
+    assert_int_equal(buf.o.energy_channels, 96);
+    assert_close(buf.o.energy_start, 446.0, 1e-9, 0);
+    for (size_t i = short_size; i < sizeof buf; i++)
+        if (bytes[i] != 0xA5) fail_msg("fit wrote byte %zu past struct_size %zu", i, short_size);
+    /* a range that needs binning is refused: the caller's struct cannot say
+     * energy_bin, so a model made from it would read unbinned channels */
+    eelsvae_model_options before = buf.o;
+    assert_status(eelsvae_model_options_fit(&buf.o, c, NAN, NAN), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(eelsvae_last_error(), "energy_bin"));
+    assert_memory_equal(&buf.o, &before, short_size);
+    for (size_t i = short_size; i < sizeof buf; i++)
+        if (bytes[i] != 0xA5) fail_msg("fit wrote byte %zu past struct_size %zu", i, short_size);
+    eelsvae_cube_free(c);
+}
+
+/* ---- energy binning through a model --------------------------------------------------------------- */
+
+/* The tiny network reading 2·32 channels from 695 eV, summed in pairs. */
+static eelsvae_model *binned_tiny_model(uint64_t seed)
+{
+    eelsvae_model_options o;
+    assert_ok(tu_tiny_model_options(&o));
+    o.energy_bin = 2;
+    eelsvae_model *m = NULL;
+    assert_ok(eelsvae_model_create(&o, seed, &m));
+    return m;
+}
+
+static void test_energy_bin_model(void **state)
+{
+    (void)state;
+    /* 686 … 770 eV at 1 eV: holds 695 … 758 eV, the 64 channels the model reads */
+    eelsvae_cube *cube = synth(24, 24, 686.0, 770.0, 1.0, 1000.0, 51);
+    eelsvae_model *m = binned_tiny_model(5);
+    eelsvae_model_options got;
+    assert_ok(eelsvae_model_options_get(m, &got));
+    assert_int_equal(got.energy_bin, 2);
+    assert_int_equal(got.energy_channels, E);
+
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    const eelsvae_cube *cubes[1] = {cube};
+    assert_ok(eelsvae_model_train(m, cubes, NULL, 1, &t));
+
+    eelsvae_cube *prep = NULL;
+    assert_ok(eelsvae_model_prepare(m, cube, &prep));
+    size_t ny = 0, nx = 0, ne = 0;
+    eelsvae_cube_shape(prep, &ny, &nx, &ne);
+    assert_int_equal(ny, 24);
+    assert_int_equal(nx, 24);
+    assert_int_equal(ne, E);
+    double off = 0, scale = 0;
+    assert_ok(eelsvae_cube_axis(prep, EELSVAE_AXIS_E, &off, &scale, NULL));
+    assert_close(off, E_START + 0.5, 1e-9, 0); /* first channel + (bin − 1)/2 · 1 eV */
+    assert_close(scale, 2.0, 1e-12, 0);
+
+    /* the oracle: crop 64 channels, sum in pairs, the paper chain with its
+     * own percentiles — the training's scaling, as training saw the same
+     * binned cube */
+    eelsvae_cube *crop = NULL, *binned = NULL;
+    assert_ok(eelsvae_cube_crop_energy(cube, E_START, E_START + 2 * E - 1, &crop));
+    eelsvae_cube_shape(crop, NULL, NULL, &ne);
+    assert_int_equal(ne, 2 * E);
+    assert_ok(eelsvae_cube_bin_energy(crop, 2, &binned));
+    eelsvae_preprocess_options pre;
+    assert_ok(eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_PAPER));
+    assert_ok(eelsvae_cube_preprocess(binned, &pre, NULL, NULL));
+    const float *a = eelsvae_cube_data_const(prep), *b = eelsvae_cube_data_const(binned);
+    for (size_t i = 0; i < 24 * 24 * E; i++) assert_close(a[i], b[i], 1e-6, 1e-6);
+    /* the recorded grid is the first channel read, before binning */
+    assert_close(m->transform.energy_offset, E_START, 1e-9, 0);
+    assert_close(m->transform.dispersion, 1.0, 0, 0);
+
+    /* save, load: energy_bin survives and prepare gives the same bits */
+    const char *path = tu_path("binned.evm");
+    assert_ok(eelsvae_model_save(m, path, 0));
+    eelsvae_model *back = NULL;
+    assert_ok(eelsvae_model_load(path, &back));
+    memset(&got, 0, sizeof got);
+    assert_ok(eelsvae_model_options_get(back, &got));
+    assert_int_equal(got.energy_bin, 2);
+    assert_true(same_params(m, back));
+    eelsvae_cube *prep_back = NULL;
+    assert_ok(eelsvae_model_prepare(back, cube, &prep_back));
+    assert_memory_equal(eelsvae_cube_data_const(prep_back), a, 24 * 24 * E * sizeof(float));
+
+    /* the standard 686 … 737 eV cube holds 43 of the 64 channels: RANGE */
+    eelsvae_cube *short_cube = train_cube(52), *none = NULL;
+    assert_status(eelsvae_model_prepare(m, short_cube, &none), EELSVAE_ERR_RANGE);
+    assert_null(none);
+    eelsvae_model *fresh = binned_tiny_model(5);
+    const eelsvae_cube *c_short[1] = {short_cube};
+    assert_status(eelsvae_model_train(fresh, c_short, NULL, 1, &t), EELSVAE_ERR_RANGE);
+
+    /* energy_bin must lie in 1 … 4096 */
+    eelsvae_model_options o;
+    eelsvae_model *bad = NULL;
+    assert_ok(tu_tiny_model_options(&o));
+    o.energy_bin = 0;
+    assert_status(eelsvae_model_create(&o, 1, &bad), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(eelsvae_last_error(), "energy_bin"));
+    o.energy_bin = 4097;
+    assert_status(eelsvae_model_create(&o, 1, &bad), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_null(bad);
+
+    eelsvae_model_free(fresh);
+    eelsvae_cube_free(short_cube);
+    eelsvae_cube_free(prep_back);
+    eelsvae_model_free(back);
+    eelsvae_cube_free(crop);
+    eelsvae_cube_free(binned);
+    eelsvae_cube_free(prep);
+    eelsvae_model_free(m);
+    eelsvae_cube_free(cube);
+}
+
+/* ---- min_steps and min_tiles ------------------------------------------------------------------------ */
+
+/* What the progress callback saw. */
+typedef struct seen {
+    size_t calls, epochs, batches, last_epoch;
+    int epochs_changed, batches_changed;
+} seen;
+
+static int watch(void *user, const eelsvae_train_progress *p)
+{
+    seen *s = user;
+    if (s->calls && p->epochs != s->epochs) s->epochs_changed = 1;
+    if (s->calls && p->batches != s->batches) s->batches_changed = 1;
+    s->calls++;
+    s->epochs = p->epochs;
+    s->batches = p->batches;
+    s->last_epoch = p->epoch;
+    return 0;
+}
+
+/* Train a fresh tiny model on one cube; the callback's record. */
+static seen train_watched(const eelsvae_cube *cube, eelsvae_train_options *t, eelsvae_model **keep)
+{
+    seen s;
+    memset(&s, 0, sizeof s);
+    t->progress = watch;
+    t->progress_user = &s;
+    eelsvae_model *m = tu_tiny_model(5);
+    const eelsvae_cube *cubes[1] = {cube};
+    assert_ok(eelsvae_model_train(m, cubes, NULL, 1, t));
+    assert_false(s.epochs_changed);
+    assert_false(s.batches_changed);
+    if (keep) *keep = m;
+    else eelsvae_model_free(m);
+    return s;
+}
+
+static void test_min_steps(void **state)
+{
+    (void)state;
+    eelsvae_train_options t;
+    assert_ok(eelsvae_train_options_init(&t, EELSVAE_PRESET_FAST));
+    assert_int_equal(t.min_steps, 0);
+    assert_int_equal(t.min_tiles, 64);
+    assert_ok(eelsvae_train_options_init(&t, EELSVAE_PRESET_PAPER));
+    assert_int_equal(t.min_steps, 0);
+    assert_int_equal(t.min_tiles, 64);
+
+    /* one 24 × 24 cube at stride 4: 25 tiles, ⌊2.5⌋ = 2 held out, 23 in ⌈23/4⌉ = 6 batches */
+    eelsvae_cube *cube = train_cube(61);
+    train_options(&t, 1);
+    seen s = train_watched(cube, &t, NULL);
+    assert_int_equal(s.batches, 6);
+    assert_int_equal(s.epochs, 1);
+    assert_int_equal(s.calls, 6);
+
+    /* 20 steps: ⌈20/6⌉ = 4 epochs, all run */
+    train_options(&t, 1);
+    t.min_steps = 20;
+    eelsvae_model *m = NULL;
+    s = train_watched(cube, &t, &m);
+    assert_int_equal(s.batches, 6);
+    assert_int_equal(s.epochs, 4);
+    assert_int_equal(s.last_epoch, 4);
+    assert_int_equal(s.calls, 24);
+    assert_int_equal(m->state.epochs_done, 4);
+    /* asked again, it is done: nothing runs */
+    seen again;
+    memset(&again, 0, sizeof again);
+    t.progress_user = &again;
+    const eelsvae_cube *cubes[1] = {cube};
+    assert_ok(eelsvae_model_train(m, cubes, NULL, 1, &t));
+    assert_int_equal(again.calls, 0);
+    eelsvae_model_free(m);
+
+    /* a multiple of the batches: 18 = 3 · 6 */
+    train_options(&t, 1);
+    t.min_steps = 18;
+    s = train_watched(cube, &t, NULL);
+    assert_int_equal(s.epochs, 3);
+    assert_int_equal(s.calls, 18);
+    /* fewer steps than the epochs give: the epochs stand */
+    train_options(&t, 2);
+    t.min_steps = 7;
+    s = train_watched(cube, &t, NULL);
+    assert_int_equal(s.epochs, 2);
+    assert_int_equal(s.calls, 12);
+    train_options(&t, 2);
+    t.min_steps = 13; /* ⌈13/6⌉ = 3 > 2 */
+    s = train_watched(cube, &t, NULL);
+    assert_int_equal(s.epochs, 3);
+    /* 0: exactly the epochs */
+    train_options(&t, 2);
+    t.min_steps = 0;
+    s = train_watched(cube, &t, NULL);
+    assert_int_equal(s.epochs, 2);
+    assert_int_equal(s.calls, 12);
+    eelsvae_cube_free(cube);
+}
+
+/* Tiles per epoch (batch 1, no validation) of one cube at stride and min_tiles. */
+static size_t tiles_with(const eelsvae_cube *cube, size_t stride, size_t min_tiles)
+{
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    t.batch = 1;
+    t.validation_fraction = 0;
+    t.tile_stride = stride;
+    t.min_tiles = min_tiles;
+    seen s = train_watched(cube, &t, NULL);
+    assert_int_equal(s.calls, s.batches);
+    return s.batches;
+}
+
+/* The largest stride ≤ `stride` whose tiling of ny × nx gives min_tiles (down to 1): the oracle. */
+static size_t expected_tiles(size_t ny, size_t nx, size_t stride, size_t min_tiles)
+{
+    size_t ty = 0, tx = 0;
+    for (;; stride--) {
+        assert_ok(eelsvae_tiling(ny, nx, T, stride, &ty, &tx));
+        if (ty * tx >= min_tiles || stride == 1) return ty * tx;
+    }
+}
+
+static void test_min_tiles(void **state)
+{
+    (void)state;
+    /* an 8 × 24 line: at stride 8 only 3 tiles (x 0, 8, 16) */
+    eelsvae_cube *line = synth(8, 24, 686.0, 737.0, 1.0, 1000.0, 71);
+    assert_int_equal(tiles_with(line, 8, 0), 3);
+    assert_int_equal(tiles_with(line, 8, 3), 3);    /* enough already */
+    assert_int_equal(tiles_with(line, 0, 0), 3);    /* stride 0: the tile */
+    assert_int_equal(tiles_with(line, 100, 0), 3);  /* more than the tile: the tile */
+    /* 8 asked for: strides 7 … 3 give 4, 4, 5, 5, 7; stride 2 gives 9 (x 0, 2, … 16) */
+    assert_int_equal(expected_tiles(8, 24, 8, 8), 9);
+    assert_int_equal(tiles_with(line, 8, 8), 9);
+    assert_int_equal(tiles_with(line, 8, 5), expected_tiles(8, 24, 8, 5)); /* stride 5: 5 */
+    assert_int_equal(tiles_with(line, 8, 5), 5);
+    /* more than stride 1 gives: stride 1, all 17 */
+    assert_int_equal(tiles_with(line, 8, 64), 17);
+    assert_int_equal(tiles_with(line, 0, 1000), 17);
+    eelsvae_cube_free(line);
+    /* a 24 × 24 cube at stride 8 (9 tiles), 64 wanted: stride 2 gives 9² = 81 */
+    eelsvae_cube *square = train_cube(72);
+    assert_int_equal(tiles_with(square, 8, 0), 9);
+    assert_int_equal(expected_tiles(24, 24, 8, 64), 81);
+    assert_int_equal(tiles_with(square, 8, 64), 81);
+    eelsvae_cube_free(square);
+    /* a scan smaller than the tile: still DIMENSION, naming the fit */
+    eelsvae_cube *small = synth(6, 30, 686.0, 737.0, 1.0, 1000.0, 73);
+    eelsvae_model *m = tu_tiny_model(5);
+    eelsvae_train_options t;
+    train_options(&t, 1);
+    t.min_tiles = 64;
+    const eelsvae_cube *cubes[1] = {small};
+    assert_status(eelsvae_model_train(m, cubes, NULL, 1, &t), EELSVAE_ERR_DIMENSION);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_model_options_fit"));
+    eelsvae_model_free(m);
+    eelsvae_cube_free(small);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1252,6 +1746,15 @@ int main(void)
         cmocka_unit_test(test_reconstruct_encode_decode),
         cmocka_unit_test(test_reconstruct_strided),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_options_fit_tile),
+        cmocka_unit_test(test_options_fit_tile_not_divisible),
+        cmocka_unit_test(test_options_fit_energy),
+        cmocka_unit_test(test_options_fit_budget_not_multiple),
+        cmocka_unit_test(test_options_fit_uncalibrated),
+        cmocka_unit_test(test_options_fit_short_struct),
+        cmocka_unit_test(test_energy_bin_model),
+        cmocka_unit_test(test_min_steps),
+        cmocka_unit_test(test_min_tiles),
     };
     /* One thread: the tiny network's work is too small to share, and the
      * machines running the tests are often busy. */

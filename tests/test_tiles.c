@@ -46,15 +46,17 @@ static void test_strided_tiling(void **state)
                     assert_ok(eelsvae_cube_spectrum(c, oy[i] + r, ox[j] + q, &s));
                     assert_memory_equal(tiles + (((i * 4 + j) * 4 + r) * 4 + q) * 2, s, 2 * sizeof(float));
                 }
-    /* every tile constant = its index: pixel (3, 7) lies in rows 0 and 3 and
-     * columns 6 and 7, tiles 2, 3, 6, 7, so it reads 4.5 */
+    /* every tile constant = its index: pixel (3, 7) lies in tiles 2, 3, 6, 7
+     * (rows 0 and 3, columns 6 and 7), at rows 3, 3, 0, 0 and columns 1, 0,
+     * 1, 0 of them; weights min(k + 1, 4 − k) give 2, 1, 2, 1, so it reads
+     * (2·2 + 3·1 + 6·2 + 7·1) / 6 = 26/6 */
     for (size_t t = 0; t < 12; t++)
         for (size_t k = 0; k < 32; k++) tiles[t * 32 + k] = (float)t;
     assert_ok(eelsvae_cube_create(10, 11, 2, &back));
     assert_ok(eelsvae_cube_from_tiles(back, 4, 3, tiles, n));
     const float *s = NULL;
     assert_ok(eelsvae_cube_spectrum(back, 3, 7, &s));
-    assert_close(s[0], 4.5, 1e-6, 0);
+    assert_close(s[0], 26.0 / 6.0, 1e-6, 0);
     assert_status(eelsvae_cube_from_tiles(back, 4, 2, tiles, n), EELSVAE_ERR_DIMENSION);
     free(tiles);
     eelsvae_cube_free(back);

@@ -61,7 +61,7 @@ typedef struct eelsvae_conv_spec {
 typedef struct eelsvae_model_options {
     size_t struct_size;        /**< The caller's sizeof(eelsvae_model_options), set by init. */
     size_t tile;               /**< T: tiles are T × T pixels (paper 24). */
-    size_t energy_channels;    /**< E: channels the model takes (paper 1312). */
+    size_t energy_channels;    /**< E: channels the network takes, after binning (paper 1312). */
     double energy_start;       /**< Energy of the first channel taken, eV: the model uses the E channels
                                     from the first one at or above this (paper 420). */
     size_t conv_layers;        /**< Number of encoder convolutions, 1 … ::EELSVAE_MAX_CONV_LAYERS (paper 4). */
@@ -70,6 +70,10 @@ typedef struct eelsvae_model_options {
     size_t latent;             /**< L, the latent dimension (paper 40). */
     double beta;               /**< Weight of the KL term (paper 1.2). */
     eelsvae_loss_kind loss;    /**< Reconstruction term (paper ::EELSVAE_LOSS_BERNOULLI). */
+    size_t energy_bin;         /**< Adjacent channels of the data summed into one channel of the model,
+                                    1 … 4096 (presets 1): the model reads energy_channels · energy_bin channels of
+                                    the cube from energy_start. eelsvae_model_options_fit() raises it when
+                                    a range holds more channels than the network takes. */
 } eelsvae_model_options;
 
 /**
@@ -109,6 +113,47 @@ EELSVAE_API eelsvae_status eelsvae_model_options_init_sized(eelsvae_model_option
  * @since 0.1.0
  */
 #define eelsvae_model_options_init(opt, preset) eelsvae_model_options_init_sized((opt), (preset), sizeof *(opt))
+
+/**
+ * @brief Fit an architecture's input to a spectrum image: its energy range
+ *        (and binning) and its tile.
+ *
+ * What a preset fixes for one data set — the Fe L window of the fast
+ * preset, the paper's 24-pixel tile — is adapted here to any scan:
+ * - **Energy.** The channels of @p cube inside [@p lo_ev, @p hi_ev], clipped
+ *   to its axis (both NaN: the whole axis). The @p opt->energy_channels
+ *   given is the budget, the most channels the network should take: a
+ *   range that holds more is binned by the smallest whole factor that
+ *   brings it within the budget (energy_bin). The channel count is then
+ *   made a multiple of the product of the layers' energy strides — rounded
+ *   up where the axis has room (the range grows at its top end, or at its
+ *   bottom end where the axis ends), else down. energy_start becomes the
+ *   energy of the first channel taken.
+ * - **Tile.** The largest tile up to @p opt->tile that fits both spatial
+ *   dimensions of @p cube and that the layers' spatial strides divide;
+ *   the smallest possible is that product of strides (4 for the presets).
+ *
+ * The presets' values are the natural budget: with ::EELSVAE_PRESET_FAST,
+ * a 1024-channel axis is binned by 7 into 144 channels, a 6-pixel-wide
+ * line scan gets 4 × 4 tiles.
+ * @param[in,out] opt Architecture to adapt (filled by eelsvae_model_options_init()).
+ * @param cube The spectrum image the model will be trained on (its shape
+ *             and calibrated energy axis are used).
+ * @param lo_ev Lower end of the energy range, eV (NaN with @p hi_ev NaN: the whole axis).
+ * @param hi_ev Upper end, > @p lo_ev.
+ * On failure @p opt is left as it was.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a NULL argument, an
+ *         invalid architecture, one NaN end, a range that needs binning
+ *         while the caller's struct_size ends before energy_bin),
+ *         ::EELSVAE_ERR_RANGE (the range
+ *         misses the axis, or the axis holds fewer channels than the energy
+ *         strides need, or it is uncalibrated), ::EELSVAE_ERR_DIMENSION (the
+ *         scan is smaller than the smallest tile; the message names the
+ *         smallest scan accepted).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_model_options_fit(eelsvae_model_options *opt, const eelsvae_cube *cube,
+                                                     double lo_ev, double hi_ev);
 
 /**
  * @brief Memory a model needs, computed before anything is allocated.
@@ -244,13 +289,23 @@ typedef struct eelsvae_train_options {
     size_t plateau_patience;       /**< Halve the learning rate after this many epochs without
                                         improvement of the validation (or training) loss; 0 = never. */
     size_t early_stop_patience;    /**< Stop after this many epochs without improvement; 0 = never. */
-    size_t tile_stride;            /**< Step between training tiles in pixels (0 = the tile size: no overlap). */
+    size_t tile_stride;            /**< Step between training tiles in pixels (0 or more than the tile: the
+                                        tile size, no overlap); see @p min_tiles. */
     uint64_t seed;                 /**< Seed of the shuffling, the validation split and the sampling of z. */
     const eelsvae_preprocess_options *preprocess; /**< Chain applied after the energy crop; NULL = the paper's. */
     const char *checkpoint_path;   /**< Where checkpoints are written (atomically), or NULL. */
     size_t checkpoint_every;       /**< Write a checkpoint every this many epochs (0 = never). */
     eelsvae_train_progress_fn progress; /**< Called after every batch, or NULL. */
     void *progress_user;           /**< Passed to @p progress. */
+    size_t min_tiles;              /**< Where the cubes give fewer tiles than this at @p tile_stride, training
+                                        takes the largest smaller step that gives as many (down to 1), so
+                                        that a small scan — a line a few pixels wide — still yields enough
+                                        distinct tiles; 0 = always @p tile_stride (presets 64). */
+    size_t min_steps;              /**< Train at least this many optimiser steps (batches): @p epochs is
+                                        raised where an epoch has few batches, as a small scan gives
+                                        (early stopping still applies); 0 = exactly @p epochs (presets 0;
+                                        eelsvae-train asks for 900, the fast preset's step count on the
+                                        192 × 192 benchmark, unless --epochs is given). */
 } eelsvae_train_options;
 
 /**
@@ -337,13 +392,14 @@ EELSVAE_API eelsvae_status eelsvae_model_prepare(const eelsvae_model *model, con
 
 /**
  * @brief Reconstruct a prepared cube: every pixel through the tiles that
- *        cover it (eelsvae_cube_to_tiles()), overlaps averaged; z = μ.
+ *        cover it (eelsvae_cube_to_tiles()), overlaps blended (eelsvae_cube_from_tiles()); z = μ.
  *
  * With stride T each pixel is reconstructed once, by the one tile that
  * holds it, and tile edges can show as a faint grid in a score map. A
- * smaller stride averages each pixel over every tile that holds it at a
- * different position — about (T / stride)² times the work — which removes
- * the grid and the noise of any single reconstruction.
+ * smaller stride blends each pixel from every tile that holds it at a
+ * different position, weighted towards each tile's centre — about
+ * (T / stride)² times the work — which removes the grid and the noise of
+ * any single reconstruction.
  * @param model The model.
  * @param prepared Output of eelsvae_model_prepare().
  * @param stride Step between tile origins in pixels, 1 … T; 0 means T (no overlap).

@@ -63,6 +63,18 @@ eelsvae_status eelsvae_cube_to_tiles(const eelsvae_cube *cube, size_t tile, size
     return EELSVAE_OK;
 }
 
+/* Weight of offset r in a tile of side T. Tiles that overlap (stride < T)
+ * blend with weights that fall towards their edges — min(r + 1, T − r), a
+ * triangle — so that a pixel's value passes smoothly from one tile to the
+ * next and a map shows no seam where the tile coverage changes; without
+ * overlap every weight is 1 and a pixel is its tile's value exactly. */
+static float tile_weight(size_t r, size_t tile, size_t stride)
+{
+    if (stride >= tile) return 1.0f;
+    size_t a = r + 1, b = tile - r;
+    return (float)(a < b ? a : b);
+}
+
 eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, size_t stride, const float *tiles,
                                        size_t count)
 {
@@ -70,8 +82,8 @@ eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, size_t s
     size_t ty = 0, tx = 0;
     EVAE_TRY(tiles_size(cube, tile, stride, count, &ty, &tx));
     if (stride == 0) stride = tile;
-    uint32_t *hits = NULL; /* how many tiles cover each pixel */
-    EVAE_TRY(evae_alloc_zeros(evae_cube_pixels(cube), sizeof *hits, (void **)&hits, "tile overlap counts"));
+    float *weight = NULL; /* Σ of the tile weights at each pixel */
+    EVAE_TRY(evae_alloc_zeros(evae_cube_pixels(cube), sizeof *weight, (void **)&weight, "tile overlap weights"));
     memset(cube->data, 0, evae_cube_samples(cube) * sizeof(float));
     size_t ne = cube->ne;
     for (size_t i = 0; i < ty; i++)
@@ -81,17 +93,17 @@ eelsvae_status eelsvae_cube_from_tiles(eelsvae_cube *cube, size_t tile, size_t s
             for (size_t r = 0; r < tile; r++)
                 for (size_t c = 0; c < tile; c++) {
                     size_t p = (y0 + r) * cube->nx + x0 + c;
-                    float *d = cube->data + p * ne;
+                    float *d = cube->data + p * ne, w = tile_weight(r, tile, stride) * tile_weight(c, tile, stride);
                     const float *s = src + (r * tile + c) * ne;
-                    for (size_t e = 0; e < ne; e++) d[e] += s[e];
-                    hits[p]++;
+                    for (size_t e = 0; e < ne; e++) d[e] += w * s[e];
+                    weight[p] += w;
                 }
         }
     for (size_t p = 0; p < evae_cube_pixels(cube); p++) {
-        if (hits[p] <= 1) continue;
-        float inv = 1.0f / (float)hits[p];
+        if (weight[p] == 1.0f) continue; /* one tile of weight 1: the value itself */
+        float inv = 1.0f / weight[p];
         for (size_t e = 0; e < ne; e++) cube->data[p * ne + e] *= inv;
     }
-    evae_free(hits);
+    evae_free(weight);
     return EELSVAE_OK;
 }

@@ -62,17 +62,25 @@ eelsvae_status evae_model_swap_net(eelsvae_model *model, bool training, size_t m
     return EELSVAE_OK;
 }
 
+eelsvae_status evae_model_check_arch(const eelsvae_model_options *arch, evae_cvae_layout *layout)
+{
+    EVAE_TRY(evae_cvae_layout_of(arch, layout));
+    if (arch->energy_bin < 1 || arch->energy_bin > EVAE_MAX_ENERGY_BIN)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model options: energy_bin = %zu (must be 1 … %d)",
+                         arch->energy_bin, EVAE_MAX_ENERGY_BIN);
+    if (arch->energy_channels > SIZE_MAX / arch->energy_bin)
+        return evae_fail(EELSVAE_ERR_OVERFLOW, "model options: energy_channels %zu × energy_bin %zu overflows",
+                         arch->energy_channels, arch->energy_bin);
+    return EELSVAE_OK;
+}
+
 /* The architecture the caller gave, over the paper's defaults, checked. */
 static eelsvae_status read_architecture(const eelsvae_model_options *opt, eelsvae_model_options *arch,
                                         evae_cvae_layout *layout)
 {
     EVAE_TRY(eelsvae_model_options_init(arch, EELSVAE_PRESET_PAPER));
     EVAE_TRY(evae_read_options(arch, sizeof *arch, opt, "model"));
-    EVAE_TRY(evae_cvae_layout_of(arch, layout));
-    if (!isfinite(arch->energy_start))
-        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "model options: energy_start = %g is not finite",
-                         arch->energy_start);
-    return EELSVAE_OK;
+    return evae_model_check_arch(arch, layout);
 }
 
 eelsvae_status eelsvae_model_create(const eelsvae_model_options *opt, uint64_t seed, eelsvae_model **out)
@@ -135,11 +143,12 @@ static double first_position(const eelsvae_model_options *arch, const evae_axis_
     return fabs(pos - round(pos)) <= ON_GRID_CHANNELS ? round(pos) : pos;
 }
 
-eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_cube *raw, double grid_start,
-                               const char *what, eelsvae_cube **out)
+/* The crop of evae_model_crop() before binning: energy_channels · energy_bin channels. */
+static eelsvae_status crop_channels(const eelsvae_model_options *arch, const eelsvae_cube *raw, double grid_start,
+                                    const char *what, eelsvae_cube **out)
 {
     const evae_axis_calibration *ax = &raw->axis[EELSVAE_AXIS_E];
-    size_t channels = arch->energy_channels;
+    size_t channels = arch->energy_channels * arch->energy_bin; /* checked not to overflow with the architecture */
     if (!(ax->scale > 0.0))
         return evae_fail(EELSVAE_ERR_RANGE, "%s: energy axis scale %g %s; the model needs an increasing energy axis",
                          what, ax->scale, ax->units);
@@ -170,6 +179,22 @@ eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_
     c->axis[EELSVAE_AXIS_E].offset = frac == 0.0 ? ax->offset + ax->scale * j0 : grid_start;
     *out = c;
     return EELSVAE_OK;
+}
+
+eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_cube *raw, double grid_start,
+                               const char *what, eelsvae_cube **out, double *first_energy)
+{
+    EVAE_TRY(evae_require_energy_calibrated(raw, what));
+    eelsvae_cube *c = NULL;
+    EVAE_TRY(crop_channels(arch, raw, grid_start, what, &c));
+    if (first_energy) *first_energy = c->axis[EELSVAE_AXIS_E].offset;
+    if (arch->energy_bin == 1) {
+        *out = c;
+        return EELSVAE_OK;
+    }
+    eelsvae_status st = eelsvae_cube_bin_energy(c, arch->energy_bin, out);
+    eelsvae_cube_free(c);
+    return st;
 }
 
 eelsvae_status evae_model_apply_transform(const evae_model_transform *t, eelsvae_cube *cube)
@@ -233,7 +258,7 @@ eelsvae_status eelsvae_model_prepare(const eelsvae_model *model, const eelsvae_c
         return evae_fail(EELSVAE_ERR_DIMENSION, "model prepare: the %zu × %zu scan is smaller than a %zu × %zu tile",
                          raw->ny, raw->nx, tile, tile);
     eelsvae_cube *c = NULL;
-    EVAE_TRY(evae_model_crop(&model->arch, raw, t->energy_offset, "model prepare", &c));
+    EVAE_TRY(evae_model_crop(&model->arch, raw, t->energy_offset, "model prepare", &c, NULL));
     eelsvae_status st = evae_model_apply_transform(t, c);
     if (st != EELSVAE_OK) {
         eelsvae_cube_free(c);

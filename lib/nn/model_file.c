@@ -2,23 +2,24 @@
  *
  *   offset  size        field
  *        0  8           magic "EELSVMDL"
- *        8  u32         format version (1)
+ *        8  u32         format version (2; version 1 had no energy_bin)
  *       12  u32         header bytes (64)
  *       16  u64         file bytes, CRC included
  *       24  u64         P, parameters
  *       32  u32         flags: bit 0 input transform recorded, bit 1 training state present
- *       36  u32         architecture bytes (544)
+ *       36  u32         architecture bytes (552)
  *       40  u32         input-transform bytes (112)
  *       44  u32         training-state bytes (264 with flag bit 1, else 0)
  *       48  16          reserved, zero
- *       64  544         architecture: tile, energy_channels u64; energy_start f64;
+ *       64  552         architecture: tile, energy_channels u64; energy_start f64;
  *                       conv_layers u64; 6 × (channels, kernel[3], stride[3],
- *                       padding[3]) u64; hidden, latent u64; beta f64; loss u64
- *      608  112         input transform: energy_offset, dispersion, scale_lo,
+ *                       padding[3]) u64; hidden, latent u64; beta f64; loss u64;
+ *                       energy_bin u64
+ *      616  112         input transform: energy_offset, dispersion, scale_lo,
  *                       scale_hi, sigma[3], percentile_lo, percentile_hi f64;
  *                       use_fixed_scaling u64; fixed scale_lo, scale_hi f64;
  *                       mean_filter, median_filter u64
- *      720  4·P         f32 parameters, in cvae.h's block order
+ *      728  4·P         f32 parameters, in cvae.h's block order
  *                       with flag bit 1:
  *           264         training state: seed, epochs_done, batches_done, batch,
  *                       tiles_train, tiles_val u64; the epoch's loss sums f64 ×3;
@@ -47,9 +48,9 @@
 #include <sys/types.h>
 
 #define MODEL_MAGIC "EELSVMDL"
-#define MODEL_FORMAT_VERSION 1u
+#define MODEL_FORMAT_VERSION 2u
 #define HEADER_BYTES 64u
-#define ARCH_BYTES 544u
+#define ARCH_BYTES 552u
 #define TRANSFORM_BYTES 112u
 #define STATE_BYTES 264u
 #define PREFIX_BYTES (HEADER_BYTES + ARCH_BYTES + TRANSFORM_BYTES)
@@ -125,6 +126,7 @@ static void encode_arch(cursor *c, const eelsvae_model_options *a)
     put_u64(c, a->latent);
     put_f64(c, a->beta);
     put_u64(c, (uint64_t)a->loss);
+    put_u64(c, a->energy_bin);
 }
 
 /* Sizes beyond size_t (or the enum's range) are clamped to values the
@@ -155,6 +157,7 @@ static void decode_arch(cursor *c, eelsvae_model_options *a)
     a->beta = take_f64(c);
     uint64_t loss = take_u64(c);
     a->loss = loss > 1000 ? (eelsvae_loss_kind)1000 : (eelsvae_loss_kind)loss;
+    a->energy_bin = take_size(c);
 }
 
 static void encode_transform(cursor *c, const evae_model_transform *t)
@@ -463,11 +466,11 @@ static eelsvae_status check_sizes(const char *path, const uint8_t *d, size_t siz
 {
     cursor c = {(uint8_t *)d, HEADER_BYTES};
     decode_arch(&c, &plan->arch);
-    if (evae_cvae_layout_of(&plan->arch, &plan->layout) != EELSVAE_OK || !isfinite(plan->arch.energy_start)) {
+    if (evae_model_check_arch(&plan->arch, &plan->layout) != EELSVAE_OK) {
         char detail[400];
         snprintf(detail, sizeof detail, "%s", eelsvae_last_error());
         return evae_fail(EELSVAE_ERR_FORMAT, "%s: the architecture at offset %u is invalid: %s", path, HEADER_BYTES,
-                         isfinite(plan->arch.energy_start) ? detail : "energy_start is not finite");
+                         detail);
     }
     uint64_t params = evae_get_u64(d + 24);
     if (params != plan->layout.parameters)

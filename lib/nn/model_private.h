@@ -57,6 +57,13 @@ struct eelsvae_model {
     evae_train_state state;
 };
 
+/* Most channels of the data summed into one model channel (energy_bin). */
+#define EVAE_MAX_ENERGY_BIN 4096
+
+/* An architecture a model can have: the network's layout (evae_cvae_layout_of,
+ * which also checks energy_start) and the input's binning. */
+eelsvae_status evae_model_check_arch(const eelsvae_model_options *arch, evae_cvae_layout *layout);
+
 /* A model shell with a fresh inference net of batch 1 for `arch` (already
  * validated into `layout`); parameters zero, no transform, no state. */
 eelsvae_status evae_model_alloc(const eelsvae_model_options *arch, const evae_cvae_layout *layout,
@@ -70,15 +77,18 @@ eelsvae_status evae_model_alloc_moments(eelsvae_model *model);
  * old net stays. */
 eelsvae_status evae_model_swap_net(eelsvae_model *model, bool training, size_t max_batch);
 
-/* The E = arch->energy_channels channels of `raw` as a new cube
- * (calibration kept, energy offset moved): with grid_start NaN, from the
- * first channel at or above arch->energy_start; otherwise on the grid
- * grid_start + k·scale, copied when the cube's channels lie on it (within
- * a thousandth of a channel) and linearly interpolated between its two
- * nearest channels when they do not. RANGE, naming `what`, when the cube
+/* The network's E = arch->energy_channels channels of `raw` as a new cube
+ * (calibration kept, energy axis moved): energy_channels · energy_bin
+ * channels of the cube, with grid_start NaN from the first channel at or
+ * above arch->energy_start; otherwise on the grid grid_start + k·scale,
+ * copied when the cube's channels lie on it (within a thousandth of a
+ * channel) and linearly interpolated between its two nearest channels when
+ * they do not; then summed in bins of energy_bin (eelsvae_cube_bin_energy).
+ * *first_energy (may be NULL) gets the energy of the first channel taken,
+ * before binning: the grid to record. RANGE, naming `what`, when the cube
  * does not hold them or its energy axis does not increase. */
 eelsvae_status evae_model_crop(const eelsvae_model_options *arch, const eelsvae_cube *raw, double grid_start,
-                               const char *what, eelsvae_cube **out);
+                               const char *what, eelsvae_cube **out, double *first_energy);
 
 /* The recorded chain with the recorded (fixed) scaling, in place. */
 eelsvae_status evae_model_apply_transform(const evae_model_transform *t, eelsvae_cube *cube);

@@ -32,6 +32,7 @@ eelsvae_status eelsvae_train_options_init_sized(eelsvae_train_options *opt, eels
     o.validation_fraction = 0.1;
     o.clip_norm = 5.0;
     o.seed = 1;
+    o.min_tiles = 64;
     if (preset == EELSVAE_PRESET_PAPER) {
         o.epochs = 60;
         o.batch = 4;
@@ -201,8 +202,9 @@ static eelsvae_status prepare_cubes(const eelsvae_model *model, const eelsvae_cu
     for (size_t i = 0; i < n; i++) {
         char what[64];
         snprintf(what, sizeof what, "model train: cube %zu", i);
-        EVAE_TRY(evae_model_crop(&model->arch, cubes[i], grid, what, &d->cubes[i]));
-        grid = d->cubes[0]->axis[EELSVAE_AXIS_E].offset;
+        double first = NAN;
+        EVAE_TRY(evae_model_crop(&model->arch, cubes[i], grid, what, &d->cubes[i], &first));
+        if (i == 0) grid = first;
     }
     if (t->recorded) {
         for (size_t i = 0; i < n; i++) {
@@ -211,8 +213,8 @@ static eelsvae_status prepare_cubes(const eelsvae_model *model, const eelsvae_cu
         }
         return EELSVAE_OK;
     }
-    t->energy_offset = d->cubes[0]->axis[EELSVAE_AXIS_E].offset;
-    t->dispersion = d->cubes[0]->axis[EELSVAE_AXIS_E].scale;
+    t->energy_offset = grid;
+    t->dispersion = cubes[0]->axis[EELSVAE_AXIS_E].scale;
     return record_and_apply(t, d->cubes, n);
 }
 
@@ -247,14 +249,32 @@ static size_t walk_tiles(const train_data *d, const uint8_t *const *exclude, siz
     return count;
 }
 
-static eelsvae_status build_tiles(train_data *d, const uint8_t *const *exclude, size_t tile, size_t stride)
+/* No tile to train on: say whether the scans are too small or the exclusion took them all. */
+static eelsvae_status no_tiles(const train_data *d, size_t tile, size_t stride)
 {
+    for (size_t i = 0; i < d->n_cubes; i++)
+        if (d->cubes[i]->ny >= tile && d->cubes[i]->nx >= tile)
+            return evae_fail(EELSVAE_ERR_DIMENSION,
+                             "model train: no tile left to train on: every %zu × %zu tile at stride %zu touches an "
+                             "excluded pixel; exclude fewer pixels",
+                             tile, tile, stride);
+    const eelsvae_cube *c = d->cubes[0];
+    return evae_fail(EELSVAE_ERR_DIMENSION,
+                     "model train: the %zu × %zu scan%s smaller than the model's %zu × %zu tile; make the model "
+                     "with a tile that fits (eelsvae_model_options_fit() picks one)",
+                     c->ny, c->nx, d->n_cubes > 1 ? " (and every other cube's) is" : " is", tile, tile);
+}
+
+/* The tiles at the asked stride (at most the tile), or at the largest
+ * smaller stride that gives min_tiles, down to 1: a small scan (a line a
+ * few pixels wide) still yields enough distinct tiles. */
+static eelsvae_status build_tiles(train_data *d, const uint8_t *const *exclude, size_t tile, size_t stride,
+                                  size_t min_tiles)
+{
+    if (stride == 0 || stride > tile) stride = tile;
     size_t n = walk_tiles(d, exclude, tile, stride, NULL);
-    if (n == 0)
-        return evae_fail(EELSVAE_ERR_DIMENSION,
-                         "model train: no tile left to train on: no %zu × %zu tile at stride %zu fits the %zu cube(s) "
-                         "without touching an excluded pixel",
-                         tile, tile, stride, d->n_cubes);
+    while (n < min_tiles && stride > 1) n = walk_tiles(d, exclude, tile, --stride, NULL);
+    if (n == 0) return no_tiles(d, tile, stride);
     EVAE_TRY(evae_alloc_array(n, sizeof *d->tiles, (void **)&d->tiles, "training tiles"));
     d->n_tiles = walk_tiles(d, exclude, tile, stride, d->tiles);
     return EELSVAE_OK;
@@ -540,6 +560,23 @@ static bool training_finished(const eelsvae_model *m, const eelsvae_train_option
     return o->early_stop_patience > 0 && s->early.stop;
 }
 
+static eelsvae_status nothing_to_do(const eelsvae_model *m, const eelsvae_train_options *o)
+{
+    evae_log(EELSVAE_LOG_INFO, "model train: nothing to do after epoch %llu of %zu",
+             (unsigned long long)m->state.epochs_done, o->epochs);
+    return EELSVAE_OK;
+}
+
+/* The epochs, raised so that training takes at least min_steps optimiser
+ * steps: a small scan gives few batches per epoch. */
+static size_t epochs_for_steps(const eelsvae_train_options *o, size_t n_train)
+{
+    size_t batch = o->batch < n_train ? o->batch : n_train;
+    size_t batches = (n_train + batch - 1) / batch;
+    size_t need = o->min_steps / batches + (o->min_steps % batches != 0);
+    return need > o->epochs ? need : o->epochs;
+}
+
 eelsvae_status eelsvae_model_train(eelsvae_model *model, const eelsvae_cube *const *cubes,
                                    const uint8_t *const *exclude, size_t n_cubes, const eelsvae_train_options *opt)
 {
@@ -550,18 +587,15 @@ eelsvae_status eelsvae_model_train(eelsvae_model *model, const eelsvae_cube *con
     EVAE_TRY(read_train_options(opt, &o, &t.preprocess));
     if (model->transform.recorded) t = model->transform; /* a trained model keeps its transform */
     EVAE_TRY(check_cubes(model, cubes, n_cubes));
-    if (training_finished(model, &o)) {
-        evae_log(EELSVAE_LOG_INFO, "model train: nothing to do after epoch %llu of %zu",
-                 (unsigned long long)model->state.epochs_done, o.epochs);
-        return EELSVAE_OK;
-    }
+    /* With min_steps the epochs depend on the tile count: known only below. */
+    if (o.min_steps == 0 && training_finished(model, &o)) return nothing_to_do(model, &o);
     train_data d;
     memset(&d, 0, sizeof d);
     eelsvae_status st = prepare_cubes(model, cubes, n_cubes, &t, &d);
-    size_t stride = o.tile_stride ? o.tile_stride : model->arch.tile;
-    if (st == EELSVAE_OK) st = build_tiles(&d, exclude, model->arch.tile, stride);
+    if (st == EELSVAE_OK) st = build_tiles(&d, exclude, model->arch.tile, o.tile_stride, o.min_tiles);
     if (st == EELSVAE_OK) st = split_tiles(&d, o.seed, o.validation_fraction);
-    if (st == EELSVAE_OK) st = run_training(model, &d, &o, &t);
+    if (st == EELSVAE_OK) o.epochs = epochs_for_steps(&o, d.n_train);
+    if (st == EELSVAE_OK) st = training_finished(model, &o) ? nothing_to_do(model, &o) : run_training(model, &d, &o, &t);
     data_free(&d);
     /* Give the gradient block back; a failure to swap leaves the (working)
      * training net in place, so it is not an error. */
