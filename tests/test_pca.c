@@ -892,6 +892,275 @@ static void test_allocation_failures(void **state)
     eelsvae_cube_free(cube);
 }
 
+/* ---- the trimmed (robust) fit ---------------------------------------------------------- */
+
+#define TRIM_NY 20
+#define TRIM_NX 20
+#define TRIM_NE 64
+#define TRIM_ANOMALY 3.0 /* amplitude of the anomalous peak */
+
+/* Bulk spectra and the anomaly's peak, channel e of 0 … TRIM_NE − 1. */
+static double trim_bulk1(size_t e)
+{
+    return exp(-0.5 * pow(((double)e - 16.0) / 6.0, 2.0)) + 0.2;
+}
+static double trim_bulk2(size_t e)
+{
+    return exp(-0.5 * pow(((double)e - 36.0) / 5.0, 2.0));
+}
+static double trim_peak(size_t e)
+{
+    return exp(-0.5 * pow(((double)e - 52.0) / 2.5, 2.0));
+}
+
+/* Pixels (8 … 10, 12 … 14): 9 of 400, 2.25 %. */
+static int trim_is_anomalous(size_t y, size_t x)
+{
+    return y >= 8 && y <= 10 && x >= 12 && x <= 14;
+}
+
+/* 20 × 20 × 64: every pixel 4·u1·bulk1 + 2·u2·bulk2 (u uniform in [0, 1))
+ * plus uniform noise in ±0.03; the 3 × 3 block adds TRIM_ANOMALY·peak. */
+static eelsvae_cube *trim_cube(uint64_t seed)
+{
+    size_t pixels = TRIM_NY * TRIM_NX;
+    float *u = malloc(pixels * 2 * sizeof *u), *n = malloc(pixels * TRIM_NE * sizeof *n);
+    assert_non_null(u);
+    assert_non_null(n);
+    tu_fill_uniform(u, pixels * 2, 0.0, 1.0, seed);
+    tu_fill_uniform(n, pixels * TRIM_NE, -0.03, 0.03, seed + 1);
+    eelsvae_cube *c = NULL;
+    assert_ok(eelsvae_cube_create(TRIM_NY, TRIM_NX, TRIM_NE, &c));
+    float *x = eelsvae_cube_data(c);
+    for (size_t y = 0; y < TRIM_NY; y++)
+        for (size_t xx = 0; xx < TRIM_NX; xx++) {
+            size_t p = y * TRIM_NX + xx;
+            for (size_t e = 0; e < TRIM_NE; e++) {
+                double v = 4.0 * u[2 * p] * trim_bulk1(e) + 2.0 * u[2 * p + 1] * trim_bulk2(e) + n[p * TRIM_NE + e];
+                if (trim_is_anomalous(y, xx)) v += TRIM_ANOMALY * trim_peak(e);
+                x[p * TRIM_NE + e] = (float)v;
+            }
+        }
+    free(u);
+    free(n);
+    return c;
+}
+
+/* ‖P⊥ peak‖: the part of the anomaly's peak outside span(bulk1, bulk2)
+ * (Gram–Schmidt in double), what no basis holding only the bulk can rebuild. */
+static double trim_peak_outside_bulk(void)
+{
+    double q1[TRIM_NE], q2[TRIM_NE], r[TRIM_NE], n1 = 0, d = 0, n2 = 0, dr1 = 0, dr2 = 0, nr = 0;
+    for (size_t e = 0; e < TRIM_NE; e++) n1 += trim_bulk1(e) * trim_bulk1(e);
+    for (size_t e = 0; e < TRIM_NE; e++) q1[e] = trim_bulk1(e) / sqrt(n1);
+    for (size_t e = 0; e < TRIM_NE; e++) d += trim_bulk2(e) * q1[e];
+    for (size_t e = 0; e < TRIM_NE; e++) q2[e] = trim_bulk2(e) - d * q1[e];
+    for (size_t e = 0; e < TRIM_NE; e++) n2 += q2[e] * q2[e];
+    for (size_t e = 0; e < TRIM_NE; e++) q2[e] /= sqrt(n2);
+    for (size_t e = 0; e < TRIM_NE; e++) {
+        dr1 += trim_peak(e) * q1[e];
+        dr2 += trim_peak(e) * q2[e];
+    }
+    for (size_t e = 0; e < TRIM_NE; e++) {
+        r[e] = trim_peak(e) - dr1 * q1[e] - dr2 * q2[e];
+        nr += r[e] * r[e];
+    }
+    return sqrt(nr);
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *x, size_t n)
+{
+    qsort(x, n, sizeof *x, compare_doubles);
+    return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/* Residual norms ‖x − x̂‖ of a k = 3 fit with trim fraction f: the bulk's
+ * median, the anomalous block's median, smallest and largest. */
+typedef struct trim_residuals {
+    double bulk_median, anomaly_median, anomaly_min, anomaly_max;
+} trim_residuals;
+
+static trim_residuals trimmed_residuals(const eelsvae_cube *cube, double f, eelsvae_pca **keep)
+{
+    eelsvae_pca_options o;
+    assert_ok(eelsvae_pca_options_init(&o));
+    o.components = 3;
+    o.tolerance = 1e-6;
+    o.trim_fraction = f;
+    eelsvae_pca *pca = NULL;
+    assert_ok(eelsvae_pca_fit(cube, &o, &pca));
+    assert_orthonormal(pca);
+    eelsvae_cube *recon = NULL;
+    assert_ok(eelsvae_pca_reconstruct(pca, cube, &recon));
+    const float *x = eelsvae_cube_data_const(cube), *r = eelsvae_cube_data_const(recon);
+    double bulk[TRIM_NY * TRIM_NX], anomaly[9];
+    size_t nb = 0, na = 0;
+    trim_residuals out = {0, 0, INFINITY, 0};
+    for (size_t y = 0; y < TRIM_NY; y++)
+        for (size_t xx = 0; xx < TRIM_NX; xx++) {
+            size_t p = y * TRIM_NX + xx;
+            double s = 0;
+            for (size_t e = 0; e < TRIM_NE; e++) {
+                double d = (double)x[p * TRIM_NE + e] - (double)r[p * TRIM_NE + e];
+                s += d * d;
+            }
+            s = sqrt(s);
+            if (trim_is_anomalous(y, xx)) {
+                anomaly[na++] = s;
+                if (s < out.anomaly_min) out.anomaly_min = s;
+                if (s > out.anomaly_max) out.anomaly_max = s;
+            } else {
+                bulk[nb++] = s;
+            }
+        }
+    assert_int_equal(na, 9);
+    assert_int_equal(nb, TRIM_NY * TRIM_NX - 9);
+    out.bulk_median = median(bulk, nb);
+    out.anomaly_median = median(anomaly, na);
+    eelsvae_cube_free(recon);
+    if (keep) *keep = pca;
+    else eelsvae_pca_free(pca);
+    return out;
+}
+
+/* trim_fraction keeps a 2 % block of anomalous pixels from claiming a
+ * component of its own.
+ *
+ * The maths: the bulk spans mean + span(bulk1, bulk2) exactly, so any
+ * 3-component basis holding that span leaves a bulk pixel only the part of
+ * its noise outside the basis: 61 of 64 directions of uniform ±0.03 noise
+ * (σ = 0.03/√3), ‖residual‖ ≈ 0.0173·√61 ≈ 0.135. Untrimmed, the anomaly's
+ * peak (variance 9/400·3²·‖P⊥peak‖² ≈ 0.6 per pixel, far above the noise's
+ * 3e-4 per direction) takes the third component, and the block is rebuilt
+ * to the same noise level. Trimmed at 10 % (40 pixels), the block's error
+ * under the 1- and 2-component fits (≈ 3·‖P⊥peak‖ ≈ 5) dwarfs any bulk
+ * pixel's, so it is never fitted; the third component is then a noise
+ * direction, and the block keeps ‖residual‖ ≈ 3·‖P⊥peak‖ (less the share
+ * of a random noise direction, ~1/61 of it). The predicted ratio to the
+ * bulk median is ≈ 40: we ask for ≥ 10 and for ≥ 0.9 × 3·‖P⊥peak‖. */
+static void test_trim_fraction_leaves_anomalies_out(void **state)
+{
+    (void)state;
+    eelsvae_cube *cube = trim_cube(5);
+    double outside = TRIM_ANOMALY * trim_peak_outside_bulk();
+    double noise = 0.03 / sqrt(3.0) * sqrt((double)(TRIM_NE - 3));
+    print_message("3·‖P⊥peak‖ = %.3f, noise residual ≈ %.3f\n", outside, noise);
+    assert_true(outside > 30.0 * noise); /* the design is what the comment says */
+
+    trim_residuals all = trimmed_residuals(cube, 0.0, NULL);
+    print_message("untrimmed: bulk median %.4f, anomaly median %.4f (max %.4f)\n", all.bulk_median,
+                  all.anomaly_median, all.anomaly_max);
+    assert_close(all.bulk_median, noise, 0, 0.2);
+    assert_true(all.anomaly_median <= 1.5 * all.bulk_median);
+    assert_true(all.anomaly_max <= 2.0 * all.bulk_median);
+
+    eelsvae_pca *trimmed = NULL;
+    trim_residuals cut = trimmed_residuals(cube, 0.1, &trimmed);
+    print_message("trim 0.1: bulk median %.4f, anomaly median %.4f (min %.4f), ratio %.1f\n", cut.bulk_median,
+                  cut.anomaly_median, cut.anomaly_min, cut.anomaly_min / cut.bulk_median);
+    assert_true(cut.anomaly_min >= 10.0 * cut.bulk_median);
+    assert_true(cut.anomaly_min >= 0.9 * outside);
+    assert_true(cut.anomaly_max <= 1.05 * outside + 3.0 * noise); /* nothing beyond the peak's own part */
+    /* the bulk is still rebuilt to its noise */
+    assert_true(cut.bulk_median <= 1.1 * all.bulk_median);
+
+    /* determinism: the same options give the same bits, at any thread count */
+    eelsvae_pca_options o;
+    assert_ok(eelsvae_pca_options_init(&o));
+    o.components = 3;
+    o.tolerance = 1e-6;
+    o.trim_fraction = 0.1;
+    int threads = eelsvae_threads();
+    eelsvae_pca *again = NULL, *threaded = NULL;
+    assert_ok(eelsvae_pca_fit(cube, &o, &again));
+    assert_ok(eelsvae_set_threads(3));
+    assert_ok(eelsvae_pca_fit(cube, &o, &threaded));
+    assert_ok(eelsvae_set_threads(threads));
+    assert_memory_equal(eelsvae_pca_components(trimmed), eelsvae_pca_components(again), 3 * TRIM_NE * sizeof(float));
+    assert_memory_equal(eelsvae_pca_components(trimmed), eelsvae_pca_components(threaded),
+                        3 * TRIM_NE * sizeof(float));
+    double ra[3], rb[3];
+    assert_ok(eelsvae_pca_explained_variance_ratio(trimmed, ra, 3));
+    assert_ok(eelsvae_pca_explained_variance_ratio(again, rb, 3));
+    assert_memory_equal(ra, rb, sizeof ra);
+    eelsvae_pca_free(again);
+    eelsvae_pca_free(threaded);
+    eelsvae_pca_free(trimmed);
+    eelsvae_cube_free(cube);
+}
+
+static void test_trim_fraction_arguments(void **state)
+{
+    (void)state;
+    eelsvae_cube *cube = tu_random_cube(4, 5, 12, 3);
+    eelsvae_pca_options o;
+    assert_ok(eelsvae_pca_options_init(&o));
+    assert_true(o.trim_fraction == 0.0); /* the default fits every spectrum */
+    o.components = 2;
+    eelsvae_pca *pca = NULL;
+    const double bad[] = {-0.1, -1e-12, 0.5, 0.7, 1.0, NAN, INFINITY, -INFINITY};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.trim_fraction = bad[i];
+        assert_status(eelsvae_pca_fit(cube, &o, &pca), EELSVAE_ERR_INVALID_ARGUMENT);
+        assert_non_null(strstr(eelsvae_last_error(), "trim_fraction"));
+        assert_null(pca);
+    }
+    /* inside [0, 0.5): fine, up to just under a half */
+    const double good[] = {0.0, 0.05, 0.49};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        o.trim_fraction = good[i];
+        assert_ok(eelsvae_pca_fit(cube, &o, &pca));
+        assert_orthonormal(pca);
+        eelsvae_pca_free(pca);
+        pca = NULL;
+    }
+    /* 4 spectra, k = 4: trimming ⌊0.4·4⌋ = 1 leaves 3 < 4 — refused; ⌊0.2·4⌋ = 0 leaves 4 */
+    eelsvae_cube *few = tu_random_cube(2, 2, 10, 4);
+    o.components = 4;
+    o.trim_fraction = 0.4;
+    assert_status(eelsvae_pca_fit(few, &o, &pca), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_null(pca);
+    o.trim_fraction = 0.2;
+    assert_ok(eelsvae_pca_fit(few, &o, &pca));
+    eelsvae_pca_free(pca);
+    eelsvae_cube_free(few);
+    eelsvae_cube_free(cube);
+}
+
+/* Every allocation of the trimmed fit can fail: NOMEM, nothing leaked. */
+static void test_trim_allocation_failures(void **state)
+{
+    (void)state;
+    const double scale[3] = {3, 2, 1};
+    eelsvae_cube *cube = low_rank_cube(6, 6, 20, 3, scale, 0.1, 1.0, 32);
+    eelsvae_pca_options o;
+    assert_ok(eelsvae_pca_options_init(&o));
+    o.components = 2;
+    o.trim_fraction = 0.2;
+    int finished = 0;
+    for (unsigned long n = 1; n < 400 && !finished; n++) {
+        eelsvae_pca *pca = NULL;
+        evae_fail_allocation_after(n);
+        eelsvae_status st = eelsvae_pca_fit(cube, &o, &pca);
+        evae_fail_allocation_after(0);
+        if (st == EELSVAE_OK)
+            finished = 1;
+        else if (st != EELSVAE_ERR_NOMEM)
+            fail_msg("allocation %lu failing gave %s: %s", n, eelsvae_strerror(st), eelsvae_last_error());
+        else
+            assert_null(pca);
+        eelsvae_pca_free(pca);
+    }
+    assert_true(finished);
+    eelsvae_cube_free(cube);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -914,6 +1183,9 @@ int main(void)
         cmocka_unit_test(test_invalid_arguments),
         cmocka_unit_test(test_bad_samples),
         cmocka_unit_test(test_allocation_failures),
+        cmocka_unit_test(test_trim_fraction_leaves_anomalies_out),
+        cmocka_unit_test(test_trim_fraction_arguments),
+        cmocka_unit_test(test_trim_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

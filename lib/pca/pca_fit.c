@@ -748,14 +748,10 @@ static eelsvae_status iterate(fit_state *s, eelsvae_pca *pca, const eelsvae_pca_
     return store_result(s, pca, o->seed);
 }
 
-eelsvae_status eelsvae_pca_fit(const eelsvae_cube *cube, const eelsvae_pca_options *opt, eelsvae_pca **out)
+/* One fit of every spectrum of `cube` with checked options. */
+static eelsvae_status fit_all(const eelsvae_cube *cube, const eelsvae_pca_options *opt, eelsvae_pca **out)
 {
-    if (!cube || !out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "PCA fit: NULL argument");
-    eelsvae_pca_options o;
-    EVAE_TRY(eelsvae_pca_options_init(&o));
-    EVAE_TRY(evae_read_options(&o, sizeof o, opt, "PCA"));
-    EVAE_TRY(check_fit_args(cube, &o));
-
+    eelsvae_pca_options o = *opt;
     eelsvae_pca *pca = NULL;
     EVAE_TRY(evae_pca_alloc(o.components, cube->ne, &pca));
     /* Single-threaded BLAS throughout: the tiles' GEMMs run on the
@@ -775,4 +771,105 @@ eelsvae_status eelsvae_pca_fit(const eelsvae_cube *cube, const eelsvae_pca_optio
     }
     *out = pca;
     return EELSVAE_OK;
+}
+
+/* ---- the robust (trimmed) fit --------------------------------------------------------- */
+
+/* Squared reconstruction error of every spectrum of `cube` under `pca`. */
+static eelsvae_status residuals(const eelsvae_pca *pca, const eelsvae_cube *cube, double *err)
+{
+    eelsvae_cube *recon = NULL;
+    EVAE_TRY(eelsvae_pca_reconstruct(pca, cube, &recon));
+    size_t pixels = evae_cube_pixels(cube), ne = cube->ne;
+    for (size_t p = 0; p < pixels; p++) {
+        double sum = 0.0;
+        for (size_t e = 0; e < ne; e++) {
+            double d = (double)cube->data[p * ne + e] - (double)recon->data[p * ne + e];
+            sum += d * d;
+        }
+        err[p] = sum;
+    }
+    eelsvae_cube_free(recon);
+    return EELSVAE_OK;
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The spectra whose error lies within the lowest 1 − f, as a 1 × n cube. */
+static eelsvae_status inliers(const eelsvae_cube *cube, const double *err, double f, double *sorted,
+                              eelsvae_cube **out)
+{
+    size_t pixels = evae_cube_pixels(cube), ne = cube->ne;
+    memcpy(sorted, err, pixels * sizeof *sorted);
+    qsort(sorted, pixels, sizeof *sorted, compare_double);
+    size_t keep = pixels - (size_t)floor(f * (double)pixels);
+    double limit = sorted[keep - 1];
+    size_t n = 0;
+    for (size_t p = 0; p < pixels; p++) n += err[p] <= limit;
+    eelsvae_cube *c = NULL;
+    EVAE_TRY(evae_cube_alloc_like(cube, 1, n, ne, &c));
+    for (size_t p = 0, j = 0; p < pixels; p++)
+        if (err[p] <= limit) memcpy(c->data + j++ * ne, cube->data + p * ne, ne * sizeof(float));
+    *out = c;
+    return EELSVAE_OK;
+}
+
+/* k = 1, 2, … components in turn, each fitted on the inliers of the fit before. */
+static eelsvae_status fit_trimmed(const eelsvae_cube *cube, const eelsvae_pca_options *opt, eelsvae_pca **out)
+{
+    size_t pixels = evae_cube_pixels(cube);
+    double *err = NULL, *sorted = NULL;
+    EVAE_TRY(evae_alloc_array(pixels, sizeof *err, (void **)&err, "PCA trimming"));
+    eelsvae_status st = evae_alloc_array(pixels, sizeof *sorted, (void **)&sorted, "PCA trimming");
+    eelsvae_pca_options o = *opt;
+    eelsvae_pca *pca = NULL;
+    eelsvae_cube *kept = NULL;
+    for (size_t k = 1; st == EELSVAE_OK && k <= opt->components; k++) {
+        o.components = k;
+        eelsvae_pca *next = NULL;
+        st = fit_all(kept ? kept : cube, &o, &next);
+        eelsvae_pca_free(pca);
+        pca = next;
+        eelsvae_cube_free(kept);
+        kept = NULL;
+        if (st == EELSVAE_OK) st = residuals(pca, cube, err);
+        if (st == EELSVAE_OK) st = inliers(cube, err, opt->trim_fraction, sorted, &kept);
+    }
+    /* The k-component basis on the last inliers (when k = 1 that is the second fit). */
+    if (st == EELSVAE_OK) {
+        eelsvae_pca_free(pca);
+        pca = NULL;
+        st = fit_all(kept, opt, &pca);
+    }
+    eelsvae_cube_free(kept);
+    evae_free(sorted);
+    evae_free(err);
+    if (st != EELSVAE_OK) {
+        eelsvae_pca_free(pca);
+        return st;
+    }
+    *out = pca;
+    return EELSVAE_OK;
+}
+
+eelsvae_status eelsvae_pca_fit(const eelsvae_cube *cube, const eelsvae_pca_options *opt, eelsvae_pca **out)
+{
+    if (!cube || !out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "PCA fit: NULL argument");
+    eelsvae_pca_options o;
+    EVAE_TRY(eelsvae_pca_options_init(&o));
+    EVAE_TRY(evae_read_options(&o, sizeof o, opt, "PCA"));
+    EVAE_TRY(check_fit_args(cube, &o));
+    if (!(o.trim_fraction >= 0.0 && o.trim_fraction < 0.5))
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "PCA fit: trim_fraction %g must lie in [0, 0.5)",
+                         o.trim_fraction);
+    size_t kept = evae_cube_pixels(cube) - (size_t)floor(o.trim_fraction * (double)evae_cube_pixels(cube));
+    if (o.trim_fraction > 0.0 && kept < o.components)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
+                         "PCA fit: trimming %g of %zu spectra leaves %zu, fewer than the %zu components", o.trim_fraction,
+                         evae_cube_pixels(cube), kept, o.components);
+    return o.trim_fraction > 0.0 ? fit_trimmed(cube, &o, out) : fit_all(cube, &o, out);
 }
