@@ -7,8 +7,10 @@ loader path (``libeelsvae.so.0``).
     import eelsvae
     cube = eelsvae.load("si.dm4")                    # or Cube.from_numpy(a), Cube.from_hyperspy(s)
     pca = eelsvae.PCA.fit(cube, components=4)
-    result = eelsvae.detect(cube, pca.reconstruct(cube), eelsvae.Scorer("pcc", (690, 730)))
+    result = eelsvae.detect(cube, pca.reconstruct(cube), eelsvae.Scorer("pcc", "Fe-L"))   # default: whole axis
     result.scores, result.threshold, result.mask     # NumPy arrays and Otsu's threshold
+    eelsvae.edge("Ti-L").window                      # (446.0, 492.0): onset − 10 … last onset + 30 eV
+    opt = eelsvae.fit_model_options(cube, preset="fast")   # tile, energy range and binning for this SI
 
 Library failures raise :class:`EelsvaeError` with ``.status`` and ``.message``.
 """
@@ -16,22 +18,23 @@ from . import _lib
 from .cube import AxisCalibration, Cube, disk_mask, load, synthesize, tiling
 from .enums import Axis, Direction, DType, Format, LogLevel, LossKind, Preset, ScoreKind
 from .errors import EelsvaeError, Status
-from .model import MemoryEstimate, Model, TrainProgress, estimate_memory
+from .model import MemoryEstimate, Model, TrainProgress, estimate_memory, fit_model_options
 from .options import (ConvLayer, ModelOptions, PcaOptions, PreprocessOptions, ScorerOptions, SynthOptions,
                       TrainOptions)
 from .pca import PCA
-from .score import (Detection, Metrics, Scorer, detect, metrics, otsu_threshold, pr_auc, roc_auc,
-                    score_histogram, threshold_mask)
+from .score import (Detection, Edge, Metrics, Scorer, detect, edge, edges, metrics, otsu_threshold, pr_auc,
+                    roc_auc, score_histogram, threshold_mask)
 from .signal import Signal, SignalAxis, detect_format, file_signals, format_supported
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Axis", "AxisCalibration", "ConvLayer", "Cube", "DType", "Detection", "Direction", "EelsvaeError", "Format",
-    "LogLevel", "LossKind", "MemoryEstimate", "Metrics", "Model", "ModelOptions", "PCA", "PcaOptions", "Preset",
-    "PreprocessOptions", "ScoreKind", "Scorer", "ScorerOptions", "Signal", "SignalAxis", "Status",
-    "SynthOptions", "TrainOptions", "TrainProgress", "detect", "detect_format", "disk_mask", "estimate_memory",
-    "file_signals", "format_supported", "library_path", "load", "metrics", "otsu_threshold", "pr_auc",
+    "Axis", "AxisCalibration", "ConvLayer", "Cube", "DType", "Detection", "Direction", "Edge", "EelsvaeError",
+    "Format", "LogLevel", "LossKind", "MemoryEstimate", "Metrics", "Model", "ModelOptions", "PCA", "PcaOptions",
+    "Preset", "PreprocessOptions", "ScoreKind", "Scorer", "ScorerOptions", "Signal", "SignalAxis", "Status",
+    "SynthOptions", "TrainOptions", "TrainProgress", "detect", "detect_format", "disk_mask", "edge", "edges",
+    "estimate_memory", "file_signals", "fit_model_options", "format_supported", "library_path", "load",
+    "metrics", "otsu_threshold", "pr_auc",
     "roc_auc", "score_histogram", "set_log_callback", "set_threads", "synthesize", "threads",
     "threshold_mask", "tiling", "to_hyperspy", "version", "version_number",
 ]

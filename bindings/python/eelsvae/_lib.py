@@ -118,6 +118,7 @@ class PcaOptions(Structure):
         ("seed", c_uint64),
         ("tolerance", c_double),
         ("max_iterations", c_size_t),
+        ("trim_fraction", c_double),
     ]
 
 
@@ -169,6 +170,18 @@ class ModelOptions(Structure):
         ("latent", c_size_t),
         ("beta", c_double),
         ("loss", c_enum),
+        ("energy_bin", c_size_t),
+    ]
+
+
+class EdgeStruct(Structure):
+    """Mirror of ``eelsvae_edge`` (edges.h); struct_size is set by the caller."""
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("element", c_char_p),
+        ("shell", c_char_p),
+        ("onset_ev", c_double),
+        ("last_onset_ev", c_double),
     ]
 
 
@@ -229,6 +242,8 @@ class TrainOptions(Structure):
         ("checkpoint_every", c_size_t),
         ("progress", TRAIN_PROGRESS_FN),
         ("progress_user", c_void_p),
+        ("min_tiles", c_size_t),
+        ("min_steps", c_size_t),
     ]
 
 
@@ -240,6 +255,7 @@ STRUCTS = {
     "eelsvae_scorer_options": ScorerOptions,
     "eelsvae_metrics": MetricsStruct,
     "eelsvae_conv_spec": ConvSpec,
+    "eelsvae_edge": EdgeStruct,
     "eelsvae_model_options": ModelOptions,
     "eelsvae_memory_estimate": MemoryEstimateStruct,
     "eelsvae_train_progress": TrainProgressStruct,
@@ -279,6 +295,7 @@ FUNCTIONS = {
     "eelsvae_cube_spectrum": (STATUS, [CubeP, c_size_t, c_size_t, POINTER(P_float)]),
     "eelsvae_cube_energy_window": (STATUS, [CubeP, c_double, c_double, P_size, P_size]),
     "eelsvae_cube_crop_energy": (STATUS, [CubeP, c_double, c_double, POINTER(CubeP)]),
+    "eelsvae_cube_bin_energy": (STATUS, [CubeP, c_size_t, POINTER(CubeP)]),
     "eelsvae_cube_crop": (STATUS, [CubeP, c_size_t, c_size_t, c_size_t, c_size_t, POINTER(CubeP)]),
     "eelsvae_cube_copy": (STATUS, [CubeP, POINTER(CubeP)]),
     "eelsvae_cube_sum_image": (STATUS, [CubeP, P_float, c_size_t]),
@@ -331,8 +348,14 @@ FUNCTIONS = {
     "eelsvae_pr_auc": (STATUS, [P_float, P_u8, c_size_t, c_enum, P_double]),
     "eelsvae_score_histogram": (STATUS, [P_float, P_u8, c_size_t, c_double, c_double, c_size_t,
                                          POINTER(c_uint64), POINTER(c_uint64)]),
+    # edges.h
+    "eelsvae_edge_count": (c_size_t, []),
+    "eelsvae_edge_at": (STATUS, [c_size_t, POINTER(EdgeStruct)]),
+    "eelsvae_edge_lookup": (STATUS, [c_char_p, POINTER(EdgeStruct)]),
+    "eelsvae_edge_window": (STATUS, [POINTER(EdgeStruct), P_double, P_double]),
     # model.h
     "eelsvae_model_options_init_sized": (STATUS, [POINTER(ModelOptions), c_enum, c_size_t]),
+    "eelsvae_model_options_fit": (STATUS, [POINTER(ModelOptions), CubeP, c_double, c_double]),
     "eelsvae_model_estimate_memory": (STATUS, [POINTER(ModelOptions), c_size_t, POINTER(MemoryEstimateStruct)]),
     "eelsvae_model_create": (STATUS, [POINTER(ModelOptions), c_uint64, POINTER(ModelP)]),
     "eelsvae_model_free": (None, [ModelP]),

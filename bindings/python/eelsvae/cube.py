@@ -2,6 +2,7 @@
 synthesis and anomaly injection."""
 import collections
 import ctypes
+import operator
 from ctypes import byref, c_double, c_size_t
 
 import numpy as np
@@ -70,7 +71,11 @@ class Cube(Handle):
         dtype (integers, float64, …) or layout (Fortran order, strided views)
         is converted into the cube's memory in the same single copy; complex
         or non-numeric data is a TypeError, a shape that is not 3-D a ValueError.
-        y, x, energy: optional calibrations (offset, scale[, units]).
+        y, x, energy: optional calibrations (offset, scale[, units]).  Without
+        ``energy`` the energy axis is uncalibrated (channel numbers): an energy
+        window in eV, a model or :meth:`eelsvae.ModelOptions.fit` refuse it
+        (EelsvaeError RANGE) until ``cube.energy_axis = (offset, scale, "eV")``;
+        PCA and a whole-axis :class:`eelsvae.Scorer` (the default) do not need it.
         """
         a = np.asarray(array)
         if a.ndim != 3:
@@ -182,6 +187,21 @@ class Cube(Handle):
     def crop_energy(self, lo, hi):
         """A new cube of the channels of the energy window [lo, hi]."""
         return self._derive(lib.eelsvae_cube_crop_energy, lo, hi)
+
+    def bin_energy(self, bin):
+        """A new cube whose channel k is the sum of channels k·bin … k·bin + bin − 1 (a coarser
+        dispersion, as a detector's binning; counts stay counts).
+
+        The ``ne % bin`` channels left over at the top end are dropped; the energy
+        axis moves to the centre of the first bin, offset + (bin − 1)·scale/2, with
+        bin·scale per channel.  ``bin`` is 1 … ne.
+        """
+        if isinstance(bin, bool):
+            raise TypeError("bin is a whole number of channels, not %r" % (bin,))
+        bin = operator.index(bin)
+        if bin < 1:
+            raise ValueError("bin must be ≥ 1, not %d" % bin)
+        return self._derive(lib.eelsvae_cube_bin_energy, bin)
 
     # ---- summaries -----------------------------------------------------------------
 

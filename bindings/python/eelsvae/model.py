@@ -17,7 +17,7 @@ from .errors import EelsvaeError
 from .options import ModelOptions, PreprocessOptions, TrainOptions
 from .score import detect as _detect
 
-__all__ = ["Model", "TrainProgress", "MemoryEstimate", "estimate_memory"]
+__all__ = ["Model", "TrainProgress", "MemoryEstimate", "estimate_memory", "fit_model_options"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +71,21 @@ def estimate_memory(options=None, batch=1, **fields):
     est.struct_size = ctypes.sizeof(est)
     lib.eelsvae_model_estimate_memory(byref(opt.struct), batch, byref(est))
     return MemoryEstimate(*(getattr(est, f.name) for f in dataclasses.fields(MemoryEstimate)))
+
+
+def fit_model_options(cube, window=None, options=None, **fields):
+    """A :class:`ModelOptions` fitted to a spectrum image (see :meth:`ModelOptions.fit`).
+
+    ``options`` (default: the paper's preset; ``preset='fast'`` and field keywords
+    as for :class:`ModelOptions`) is not changed: the fit is made on a copy, whose
+    ``tile`` and ``energy_channels`` are the upper bounds.  ``window``: (lo, hi) eV,
+    an :class:`eelsvae.Edge` or an edge name; None = the whole energy axis::
+
+        opt = eelsvae.fit_model_options(cube, preset="fast")
+        model = eelsvae.Model(opt)
+    """
+    opt = _options(ModelOptions, options, fields)
+    return opt.copy().fit(cube, window)
 
 
 class _SigintToFlag:
@@ -294,6 +309,8 @@ class Model(Handle):
     def detect(self, raw, scorer=None, bins=256, threshold=None, stride=0):
         """prepare → reconstruct (at ``stride``, see :meth:`reconstruct`) → score → Otsu threshold → mask.
 
+        ``scorer``: a :class:`eelsvae.Scorer`; default PCC over the whole energy
+        range the model takes (no edge assumed), so any edge's SI is scored as it is.
         Returns a :class:`eelsvae.Detection` whose ``prepared`` and
         ``reconstruction`` are the cubes the scores compare.
         """
@@ -307,5 +324,6 @@ class Model(Handle):
         if self.closed:
             return "<Model closed>"
         o = self.options
-        return "<Model T=%d E=%d from %g eV, %d conv, latent %d, %d parameters>" % (
-            o.tile, o.energy_channels, o.energy_start, len(o.layers), o.latent, self.parameter_count)
+        binned = " (bins of %d)" % o.energy_bin if o.energy_bin > 1 else ""
+        return "<Model T=%d E=%d%s from %g eV, %d conv, latent %d, %d parameters>" % (
+            o.tile, o.energy_channels, binned, o.energy_start, len(o.layers), o.latent, self.parameter_count)

@@ -13,6 +13,7 @@ an unknown name is a ``TypeError``, as for any Python call::
 """
 import collections
 import ctypes
+import math
 
 from . import _lib
 from .enums import LossKind, Preset, ScoreKind
@@ -144,7 +145,12 @@ class SynthOptions(Options):
 
 
 class PcaOptions(Options):
-    """``eelsvae_pca_options``."""
+    """``eelsvae_pca_options``.
+
+    ``trim_fraction`` (default 0: every spectrum) in (0, 0.5) makes the fit
+    robust to a cube that holds its own anomalies: each component is fitted on
+    the spectra whose reconstruction error lies within the lowest 1 − f.
+    """
     _struct = _lib.PcaOptions
 
     def _fill(self, preset):
@@ -169,6 +175,9 @@ class ModelOptions(Options):
 
     The convolutions are the ``layers`` attribute: a tuple of :class:`ConvLayer`;
     assigning a list of ConvLayer (or of 4-tuples) sets ``conv_layers`` too.
+    ``energy_bin`` (presets 1) sums that many adjacent channels of the data into
+    one of the network's ``energy_channels``; :meth:`fit` chooses it, the tile and
+    the energy range for a given spectrum image.
     """
     _struct = _lib.ModelOptions
     _enums = {"loss": LossKind}
@@ -213,13 +222,40 @@ class ModelOptions(Options):
                 setattr(spec, field, (ctypes.c_size_t * 3)(*triple))
         self._c.conv_layers = len(layers)
 
+    def fit(self, cube, window=None):
+        """Adapt the architecture's input to a spectrum image, in place; returns self.
+
+        ``eelsvae_model_options_fit``: the current ``tile`` and ``energy_channels``
+        are upper bounds.  ``tile`` becomes the largest that fits the scan and that
+        the spatial strides divide; the channels of ``window`` (``(lo, hi)`` eV, an
+        :class:`eelsvae.Edge` or an edge name; None = the whole energy axis) are
+        binned (``energy_bin``) by the smallest factor that brings them within
+        ``energy_channels``, rounded to a multiple of the energy strides, and
+        ``energy_start`` set to the first channel taken.  E.g. the 'fast' preset
+        on a 1024-channel axis: energy_bin 7, 144 channels; a 6-pixel-wide scan:
+        tile 4.  On failure (EelsvaeError: an uncalibrated energy axis or a range
+        off it is RANGE, a scan smaller than the smallest tile DIMENSION) the
+        options are left unchanged.  ``options.copy().fit(cube)`` keeps the original.
+        """
+        from .cube import as_cube          # late: cube.py imports this module
+        from .score import _as_window
+        cube = as_cube(cube)
+        window = _as_window(window)
+        lo, hi = (math.nan, math.nan) if window is None else window
+        lib.eelsvae_model_options_fit(ctypes.byref(self._c), cube._h, lo, hi)
+        return self
+
 
 class TrainOptions(Options):
     """``eelsvae_train_options`` (presets 'paper', 'fast').
 
     ``preprocess`` (a :class:`PreprocessOptions`, None = the paper's chain) and
     ``checkpoint_path`` are Python attributes; the progress callback is an
-    argument of :meth:`eelsvae.Model.train`.
+    argument of :meth:`eelsvae.Model.train`.  ``min_tiles`` (presets 64): where
+    the cubes give fewer tiles at ``tile_stride``, a smaller step is taken so that
+    a small scan still yields that many (0 = always ``tile_stride``);
+    ``min_steps`` (presets 0): raise ``epochs`` so that at least this many
+    optimiser steps are taken (0 = exactly ``epochs``).
     """
     _struct = _lib.TrainOptions
     _hidden = ("struct_size", "preprocess", "checkpoint_path", "progress", "progress_user")

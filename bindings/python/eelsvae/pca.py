@@ -29,7 +29,12 @@ class PCA(Handle):
         """Fit to a :class:`Cube` (or a (y, x, E) array).
 
         ``components`` is k (default 4); other :class:`PcaOptions` fields
-        (center, poisson_normalize, seed, tolerance, max_iterations) as keywords.
+        (center, poisson_normalize, seed, tolerance, max_iterations,
+        trim_fraction) as keywords.  ``trim_fraction=f`` in (0, 0.5) fits a basis
+        robust to anomalies in the cube itself (the spectra worst reconstructed,
+        a fraction f, are left out of each component's fit); the default 0 fits
+        every spectrum.  The energy axis is not read: a cube of any edge, or an
+        uncalibrated one, is fitted alike.
         """
         if components is not None:
             fields["components"] = components

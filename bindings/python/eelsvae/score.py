@@ -1,8 +1,10 @@
-"""Per-pixel scores, Otsu thresholds, masks, metrics and detection."""
+"""Per-pixel scores, Otsu thresholds, masks, metrics and detection; the table of
+core-loss edges whose windows scores are taken over."""
 import ctypes
 import dataclasses
+import math
 from ctypes import byref, c_double, c_size_t
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
@@ -13,15 +15,93 @@ from .cube import Cube, _options, as_cube
 from .enums import Direction
 from .options import ScorerOptions
 
-__all__ = ["Scorer", "Metrics", "Detection", "otsu_threshold", "threshold_mask", "metrics", "roc_auc",
-           "pr_auc", "score_histogram", "detect"]
+__all__ = ["Scorer", "Metrics", "Detection", "Edge", "edge", "edges", "otsu_threshold", "threshold_mask",
+           "metrics", "roc_auc", "pr_auc", "score_histogram", "detect"]
+
+
+# ---- the edge table (edges.h) -------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Edge:
+    """One core-loss edge of the library's table (``eelsvae_edge``), energies in eV.
+
+    ``onset`` is the onset of the first sub-edge (L3 of L2,3, M5 of M4,5),
+    ``last_onset`` that of the last (L2, M4; equal to ``onset`` for K and L1);
+    ``window`` is ``(onset − 10, last_onset + 30)``, the window to score the
+    edge over (``eelsvae_edge_window``; not clipped to any cube's axis).
+    """
+    element: str
+    shell: str
+    onset: float
+    last_onset: float
+    window: Tuple[float, float]
+
+    @property
+    def name(self):
+        """The edge's full name, e.g. 'Ti-L2,3'."""
+        return "%s-%s" % (self.element, self.shell)
+
+    @classmethod
+    def _from_struct(cls, e):
+        lo, hi = c_double(), c_double()
+        lib.eelsvae_edge_window(byref(e), byref(lo), byref(hi))
+        return cls(_lib.decode(e.element), _lib.decode(e.shell), e.onset_ev, e.last_onset_ev, (lo.value, hi.value))
+
+
+def _edge_struct():
+    e = _lib.EdgeStruct()
+    e.struct_size = ctypes.sizeof(e)
+    return e
+
+
+def edge(name):
+    """The :class:`Edge` of a name: 'Ti-L', 'Ti-L2,3', 'o k', 'La_M4,5', … (element case-insensitive;
+    'L' is L2,3, 'M' is M4,5 where the element has one, else M2,3).
+
+    An unknown edge is an EelsvaeError (INVALID_ARGUMENT) whose message lists the
+    element's edges.  An :class:`Edge` is returned as it is.
+    """
+    if isinstance(name, Edge):
+        return name
+    if not isinstance(name, str):
+        raise TypeError("an edge name is a str such as 'Fe-L', not %s" % type(name).__name__)
+    e = _edge_struct()
+    lib.eelsvae_edge_lookup(_lib.text(name, "edge name"), byref(e))
+    return Edge._from_struct(e)
+
+
+def edges():
+    """Every :class:`Edge` of the table (K, L1, L2,3, M2,3, M4,5 with onsets 20–3000 eV), by increasing onset."""
+    out = []
+    e = _edge_struct()
+    for i in range(lib.eelsvae_edge_count()):
+        lib.eelsvae_edge_at(i, byref(e))
+        out.append(Edge._from_struct(e))
+    return out
+
+
+def _as_window(window):
+    """(lo, hi) floats from a (lo, hi) pair, an :class:`Edge` or an edge name; None stays None
+    (the whole energy axis)."""
+    if window is None:
+        return None
+    if isinstance(window, (str, Edge)):
+        return edge(window).window
+    try:
+        lo, hi = window
+    except (TypeError, ValueError):
+        raise TypeError("a window is (lo, hi), an Edge or an edge name such as 'Fe-L', not %r"
+                        % (window,)) from None
+    return float(lo), float(hi)
 
 
 class Scorer(Handle):
     """Scores every pixel of a cube against its reconstruction over an energy window.
 
     ``kind``: 'pcc' (low = anomalous), 'mse' or 'spectral_angle' (high = anomalous);
-    ``window``: (lo, hi) in the cube's energy units (default the paper's 690–730 eV).
+    ``window``: (lo, hi) in the cube's energy units, an :class:`Edge` or an edge
+    name such as 'Fe-L' (its :attr:`Edge.window`, eV); default (None) the whole
+    energy axis, as no edge is assumed (the paper's Fe L window was 690–730 eV).
     """
     _free_name = "eelsvae_scorer_free"
     _kind = "Scorer"
@@ -30,6 +110,7 @@ class Scorer(Handle):
         fields = {}
         if kind is not None:
             fields["kind"] = kind
+        window = _as_window(window)
         if window is not None:
             lo, hi = window
             fields.update(window_lo=lo, window_hi=hi)
@@ -40,7 +121,12 @@ class Scorer(Handle):
         self.options = opt.copy()
 
     kind = property(lambda self: self.options.kind, doc="The :class:`ScoreKind`.")
-    window = property(lambda self: (self.options.window_lo, self.options.window_hi), doc="(lo, hi) energy window.")
+
+    @property
+    def window(self):
+        """(lo, hi) energy window, or None for the whole energy axis (the C default, NaN … NaN)."""
+        lo, hi = self.options.window_lo, self.options.window_hi
+        return None if math.isnan(lo) and math.isnan(hi) else (lo, hi)
 
     @property
     def direction(self):
@@ -58,7 +144,11 @@ class Scorer(Handle):
         return (out, degenerate.value) if return_degenerate else out
 
     def __repr__(self):
-        return "<Scorer %s %g … %g>" % ((self.kind.name.lower(),) + self.window)
+        if self.closed:
+            return "<Scorer closed>"
+        window = self.window
+        where = "whole energy axis" if window is None else "%g … %g" % window
+        return "<Scorer %s %s>" % (self.kind.name.lower(), where)
 
 
 def otsu_threshold(scores, bins=256):
@@ -170,7 +260,7 @@ class Detection:
 def detect(original, reconstruction, scorer=None, bins=256, threshold=None):
     """Score ``original`` against ``reconstruction``, threshold (Otsu unless given) and mask.
 
-    ``scorer`` is a :class:`Scorer` (default: PCC over 690–730 eV).
+    ``scorer`` is a :class:`Scorer` (default: PCC over the whole energy axis).
     """
     scorer = Scorer() if scorer is None else scorer
     original, reconstruction = as_cube(original), as_cube(reconstruction)

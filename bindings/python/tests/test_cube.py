@@ -156,6 +156,35 @@ def test_energy_window_and_crops(rng):
     assert info.value.status == Status.RANGE
 
 
+def test_bin_energy_sums_channels_and_moves_the_axis_to_the_bin_centre(rng):
+    cube, a = calibrated_random_cube(rng, ny=3, nx=4, ne=23, e0=400.0, de=0.5)
+    cube.set_axis("y", 10.0, 2.0, "nm")
+    binned = cube.bin_energy(5)
+    assert binned.shape == (3, 4, 4)                            # 23 // 5; the top 3 channels dropped
+    want = a[:, :, :20].astype(np.float64).reshape(3, 4, 4, 5).sum(axis=3)
+    np.testing.assert_allclose(binned.to_numpy(), want, rtol=1e-6, atol=0)
+    e = binned.energy_axis
+    assert e.offset == pytest.approx(400.0 + 0.5 * (5 - 1) / 2) and e.scale == pytest.approx(2.5)
+    assert e.units == "eV"
+    # each binned channel sits at the mean energy of the channels it sums
+    np.testing.assert_allclose(binned.energy, cube.energy[:20].reshape(4, 5).mean(axis=1), rtol=0, atol=1e-9)
+    assert binned.y_axis == cube.y_axis                          # spatial axes untouched
+    # counts stay counts: the total is kept (over the channels binned)
+    assert binned.to_numpy().sum(dtype=np.float64) == pytest.approx(a[:, :, :20].sum(dtype=np.float64), rel=1e-6)
+    # bin 1 is a copy; the source is unchanged
+    np.testing.assert_array_equal(cube.bin_energy(1).to_numpy(), a)
+    assert cube.bin_energy(1).energy_axis == cube.energy_axis
+    np.testing.assert_array_equal(cube.to_numpy(), a)
+    assert cube.bin_energy(np.int64(23)).shape == (3, 4, 1)
+    with pytest.raises(EelsvaeError) as info:
+        cube.bin_energy(24)                                      # more than the channel count
+    assert info.value.status == Status.INVALID_ARGUMENT and info.value.message
+    with pytest.raises(ValueError):
+        cube.bin_energy(0)
+    with pytest.raises(TypeError):
+        cube.bin_energy(2.5)
+
+
 def test_copy_is_deep(rng):
     cube, a = calibrated_random_cube(rng)
     twin = cube.copy()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import eelsvae
-from eelsvae import EelsvaeError, Status
+from eelsvae import Direction, EelsvaeError, Status
 
 from conftest import tiny_arch, tiny_train_options, training_cube
 
@@ -183,11 +183,16 @@ def test_overlapping_reconstruction(trained_model):
     dense = model.reconstruct(prepared, stride=T // 2).to_numpy()
     assert dense.shape == plain.shape and dense.min() >= 0.0 and dense.max() <= 1.0
     assert not np.array_equal(dense, plain)
-    # each pixel of the stride-T/2 reconstruction is the mean of the tiles holding it:
+    # each pixel of the stride-T/2 reconstruction is the mean of the tiles holding it,
+    # weighted min(k + 1, T - k) along each axis at offset k in the tile (cube.h):
     # check one interior pixel against the four overlapping tiles decoded directly
     tiles = prepared.to_tiles(T, T // 2)
     ty, tx = eelsvae.tiling(*prepared.shape[:2], T, T // 2)
-    holders = []
+    holders, weights = [], []
+
+    def w(k):
+        return min(k + 1, T - k)
+
     y, x = 11, 13
     for i in range(ty):
         for j in range(tx):
@@ -196,8 +201,9 @@ def test_overlapping_reconstruction(trained_model):
                 single = eelsvae.Cube.from_numpy(tiles[i * tx + j])
                 single.energy_axis = prepared.energy_axis
                 holders.append(model.reconstruct(single).to_numpy()[y - y0, x - x0])
+                weights.append(w(y - y0) * w(x - x0))
     assert len(holders) == 4
-    np.testing.assert_allclose(dense[y, x], np.mean(holders, axis=0), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(dense[y, x], np.average(holders, axis=0, weights=weights), rtol=0, atol=1e-5)
     with pytest.raises(EelsvaeError) as info:
         model.reconstruct(prepared, stride=T + 1)
     assert info.value.status == Status.INVALID_ARGUMENT
@@ -211,8 +217,12 @@ def test_detect_is_prepare_reconstruct_score_otsu(trained_model):
     np.testing.assert_array_equal(result.scores, scores)
     assert result.threshold == eelsvae.otsu_threshold(scores)
     np.testing.assert_array_equal(result.mask, eelsvae.threshold_mask(scores, result.threshold, "below"))
+    # the default scorer takes the whole energy range the model sees (695–726 eV)
+    default = model.detect(cube)
+    assert eelsvae.Scorer().window is None
+    np.testing.assert_array_equal(default.scores, eelsvae.Scorer().score(result.prepared, default.reconstruction))
     with pytest.raises(EelsvaeError) as info:
-        model.detect(cube)                     # the paper's 690–730 eV window is outside 695–726 eV
+        model.detect(cube, eelsvae.Scorer("pcc", (690.0, 730.0)))   # the paper's window sticks out of 695–726 eV
     assert info.value.status == Status.RANGE
 
 
@@ -253,3 +263,105 @@ def test_training_errors():
     with pytest.raises(EelsvaeError) as info:
         model.prepare(cube)                                      # never trained
     assert info.value.status == Status.INVALID_ARGUMENT
+
+
+# ---- the options' new fields, and fitting an architecture to a spectrum image ----------
+
+def test_new_option_fields_have_the_presets_values():
+    for preset in ("paper", "fast"):
+        arch = eelsvae.ModelOptions(preset=preset)
+        assert arch.energy_bin == 1 and "energy_bin" in arch.field_names()
+        train = eelsvae.TrainOptions(preset=preset)
+        assert (train.min_tiles, train.min_steps) == (64, 0)
+    assert eelsvae.PcaOptions().trim_fraction == 0.0
+    train = eelsvae.TrainOptions(preset="fast", min_tiles=16, min_steps=5)
+    assert (train.min_tiles, train.min_steps) == (16, 5) and train.struct.min_steps == 5
+    arch = eelsvae.ModelOptions(preset="fast").replace(energy_bin=3)
+    assert arch.energy_bin == 3 and arch.struct.energy_bin == 3 and arch != eelsvae.ModelOptions(preset="fast")
+
+
+def _flat_cube(ny, nx, ne, e0=400.0, de=0.5):
+    return eelsvae.Cube.from_numpy(np.ones((ny, nx, ne), np.float32), energy=(e0, de, "eV"))
+
+
+def test_fit_a_line_scan_gives_the_smallest_tile():
+    cube = _flat_cube(6, 49, 300)
+    opt = eelsvae.ModelOptions(preset="fast")
+    assert opt.fit(cube) is opt                                 # in place, returning the options
+    assert opt.tile == 4                                        # the product of the spatial strides
+    assert opt.energy_bin == 2 and opt.energy_channels == 144   # 300 channels into a budget of 160
+    assert opt.energy_start == pytest.approx(400.0)
+    model = eelsvae.Model(opt)
+    assert model.options == opt and model.options.energy_bin == 2
+    assert "bins of 2" in repr(model)
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.ModelOptions(preset="fast").fit(_flat_cube(3, 49, 300))   # smaller than a 4 × 4 tile
+    assert info.value.status == Status.DIMENSION and "4 × 4" in info.value.message
+
+
+def test_fit_bins_a_long_axis_into_the_presets_budget():
+    cube = _flat_cube(32, 32, 1024, e0=300.0, de=0.5)
+    fast = eelsvae.ModelOptions(preset="fast")
+    opt = eelsvae.fit_model_options(cube, preset="fast")
+    assert (opt.energy_bin, opt.energy_channels, opt.tile) == (7, 144, 24)
+    assert opt.energy_channels * opt.energy_bin <= 1024 and opt.energy_channels <= fast.energy_channels
+    assert opt.energy_start == pytest.approx(300.0)
+    assert opt.layers == fast.layers and opt.latent == fast.latent      # the rest of the preset is kept
+    # fit_model_options leaves the options it is given alone
+    given = eelsvae.ModelOptions(preset="fast")
+    assert eelsvae.fit_model_options(cube, options=given) == opt and given == fast
+    # the paper's budget of 1312 channels holds the whole axis unbinned
+    paper = eelsvae.fit_model_options(cube)
+    assert paper.energy_bin == 1 and paper.energy_channels == 1024
+
+
+def test_fit_to_a_window_or_an_edge():
+    cube = _flat_cube(24, 24, 400, e0=400.0, de=0.5)           # 400 … 599.5 eV
+    ti = eelsvae.edge("Ti-L")
+    by_edge = eelsvae.fit_model_options(cube, "Ti-L", preset="fast")
+    assert by_edge == eelsvae.fit_model_options(cube, ti, preset="fast")
+    assert by_edge == eelsvae.fit_model_options(cube, ti.window, preset="fast")
+    lo, hi = ti.window
+    assert by_edge.energy_bin == 1
+    assert by_edge.energy_start == pytest.approx(lo)
+    # 93 channels in 446 … 492 eV, rounded up to a multiple of the energy strides (16)
+    assert by_edge.energy_channels == 96 and by_edge.energy_channels * 0.5 >= hi - lo
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.fit_model_options(cube, "Fe-L", preset="fast")   # 698 … 751 eV is off the axis
+    assert info.value.status == Status.RANGE
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.fit_model_options(eelsvae.Cube.from_numpy(np.ones((8, 8, 64), np.float32)), preset="fast")
+    assert info.value.status == Status.RANGE and "uncalibrated" in info.value.message
+    opt = eelsvae.ModelOptions(preset="fast")
+    with pytest.raises(EelsvaeError):
+        opt.fit(cube, (700.0, 800.0))
+    assert opt == eelsvae.ModelOptions(preset="fast")           # unchanged on failure
+
+
+def test_fitted_model_trains_and_detects_on_a_non_fe_si_with_defaults():
+    # A Ti L2,3-like SI (the synthetic generator's L3/L2 lines moved to Ti's
+    # 456/462 eV) far from the paper's Fe L window, 8 pixels wide: the fitted
+    # architecture, default scorer and min_tiles make it work end to end.
+    cube = eelsvae.synthesize(ny=8, nx=20, energy_start=430.0, energy_end=520.0, dispersion=0.5, o_edge=440.0,
+                              fe_l3=456.0, fe_l2=462.0, dose=1000.0, seed=3)
+    arch = eelsvae.fit_model_options(cube, "Ti-L", options=tiny_arch())
+    # the Ti L window's 93 channels into the tiny model's budget of 32: bins of 3
+    assert (arch.tile, arch.energy_bin, arch.energy_channels) == (8, 3, 32)
+    assert arch.energy_start == pytest.approx(eelsvae.edge("Ti-L").window[0])
+    model = eelsvae.Model(arch, seed=2)
+    # 8 × 20 pixels at stride 8 are 3 tiles, one batch of 4: min_tiles takes a smaller
+    # step (3 batches), min_steps raises the 1 epoch asked for to reach 9 steps
+    sparse = eelsvae.Model(arch, seed=2).train(cube, options=tiny_train_options(1).replace(tile_stride=8,
+                                                                                          min_tiles=0))
+    assert [(p.epoch, p.batches) for p in sparse] == [(1, 1)]
+    options = tiny_train_options(1).replace(tile_stride=8, min_tiles=12, min_steps=9)
+    history = model.train(cube, options=options)
+    assert [(p.epoch, p.epochs, p.batches) for p in history] == [(1, 3, 3), (2, 3, 3), (3, 3, 3)]
+    assert np.isfinite(history[-1].loss)
+    result = model.detect(cube)                                 # default scorer: the whole range the model takes
+    assert result.scores.shape == (8, 20) and np.isfinite(result.scores).all()
+    assert result.mask.shape == (8, 20) and result.direction == Direction.BELOW
+    # the network's input: 32 channels of 3 summed, its axis at the bins' centres
+    e = result.prepared.energy_axis
+    assert result.prepared.ne == 32 and e.scale == pytest.approx(1.5)
+    assert e.offset == pytest.approx(arch.energy_start + 0.5)

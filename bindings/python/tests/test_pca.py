@@ -81,3 +81,52 @@ def test_bad_component_count(low_rank):
     with pytest.raises(EelsvaeError) as info:
         eelsvae.PCA.fit(cube, components=0)
     assert info.value.status == Status.INVALID_ARGUMENT
+
+
+def _ti_si_with_anomalies():
+    """A Ti L2,3-like SI (the synthetic lines moved to 456/462 eV, 430 … 520 eV: no Fe L
+    window) whose Ti L edge is shifted by 2 eV in 3 small disks (about 3 % of the pixels)."""
+    cube = eelsvae.synthesize(ny=32, nx=32, energy_start=430.0, energy_end=520.0, dispersion=0.5, o_edge=440.0,
+                              fe_l3=456.0, fe_l2=462.0, dose=3000.0, seed=4)
+    truth, _ = eelsvae.disk_mask(32, 32, 3, 2.0, min_separation=9.0, seed=2)
+    cube.inject_shift(truth, *eelsvae.edge("Ti-L").window, 2.0)
+    return cube, truth
+
+
+def test_trim_fraction_keeps_anomalies_out_of_the_basis():
+    cube, truth = _ti_si_with_anomalies()
+    assert 0.0 < truth.mean() < 0.05
+    data = cube.to_numpy().astype(np.float64)
+
+    def error_ratio(pca):
+        err = ((pca.reconstruct(cube).to_numpy() - data) ** 2).mean(axis=2)
+        return err[truth].mean() / err[~truth].mean()
+
+    plain = eelsvae.PCA.fit(cube)                                  # 4 components fitted on every spectrum
+    robust = eelsvae.PCA.fit(cube, trim_fraction=0.05)
+    assert robust.shape == plain.shape == (4, cube.ne)
+    C = robust.components.astype(np.float64)
+    np.testing.assert_allclose(C @ C.T, np.eye(4), atol=1e-4)
+    # untrimmed, the shifted spectra claim a component and are reconstructed about as
+    # well as the rest; trimmed, they stay far worse reconstructed than the bulk
+    assert error_ratio(plain) < 3.0
+    assert error_ratio(robust) > 50.0
+    # and the default scorer (PCC over the whole axis) then finds them
+    result = eelsvae.detect(cube, robust.reconstruct(cube))
+    assert result.roc_auc(truth) > 0.99 and result.metrics(truth).f1 > 0.9
+    for bad in (-0.1, 0.5):
+        with pytest.raises(EelsvaeError) as info:
+            eelsvae.PCA.fit(cube, trim_fraction=bad)
+        assert info.value.status == Status.INVALID_ARGUMENT and "trim_fraction" in info.value.message
+
+
+def test_pca_path_with_defaults_on_a_non_fe_si():
+    cube, truth = _ti_si_with_anomalies()
+    pca = eelsvae.PCA.fit(cube, 1)
+    result = eelsvae.detect(cube, pca.reconstruct(cube))          # default scorer: no Fe L window needed
+    assert result.scores.shape == (32, 32) and np.isfinite(result.scores).all()
+    assert result.roc_auc(truth) > 0.95
+    # the same on the raw channels, energy axis uncalibrated: PCA and the default score read no eV
+    raw = eelsvae.Cube.from_numpy(cube.to_numpy())
+    raw_result = eelsvae.detect(raw, eelsvae.PCA.fit(raw, 1).reconstruct(raw))
+    np.testing.assert_allclose(raw_result.scores, result.scores, rtol=0, atol=1e-5)

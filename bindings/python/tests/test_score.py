@@ -18,17 +18,104 @@ def _window(e0, ne, lo, hi):
     return (energies >= lo - 1e-9) & (energies <= hi + 1e-9)
 
 
+def _pcc(a, b, w):
+    return np.array([[np.corrcoef(a[y, x, w].astype(np.float64), b[y, x, w].astype(np.float64))[0, 1]
+                      for x in range(a.shape[1])] for y in range(a.shape[0])])
+
+
 def test_pcc_map_matches_numpy_corrcoef(rng):
     orig, rec, a, b = _pair(rng)
-    scorer = eelsvae.Scorer()                                   # the paper's: PCC over 690–730 eV
-    assert scorer.kind == ScoreKind.PCC and scorer.window == (690.0, 730.0)
+    scorer = eelsvae.Scorer()                                   # the default: PCC over the whole energy axis
+    assert scorer.kind == ScoreKind.PCC and scorer.window is None
+    assert np.isnan(scorer.options.window_lo) and np.isnan(scorer.options.window_hi)   # C's NaN … NaN
+    assert repr(scorer) == "<Scorer pcc whole energy axis>"
     assert scorer.direction == Direction.BELOW
     scores, degenerate = scorer.score(orig, rec, return_degenerate=True)
     assert scores.shape == (6, 7) and scores.dtype == np.float32 and degenerate == 0
+    np.testing.assert_allclose(scores, _pcc(a, b, slice(None)), rtol=0, atol=1e-5)
+    # the paper's Fe L window, asked for explicitly, still scores over 690–730 eV only
+    paper = eelsvae.Scorer("pcc", (690.0, 730.0))
+    assert paper.window == (690.0, 730.0) and repr(paper) == "<Scorer pcc 690 … 730>"
     w = _window(680.0, 60, 690.0, 730.0)
-    want = np.array([[np.corrcoef(a[y, x, w].astype(np.float64), b[y, x, w].astype(np.float64))[0, 1]
-                      for x in range(7)] for y in range(6)])
-    np.testing.assert_allclose(scores, want, rtol=0, atol=1e-5)
+    assert 0 < w.sum() < 60
+    paper_scores = paper.score(orig, rec)
+    np.testing.assert_allclose(paper_scores, _pcc(a, b, w), rtol=0, atol=1e-5)
+    assert not np.allclose(paper_scores, scores, atol=1e-3)
+    # NaN … NaN given explicitly is the whole axis too
+    nan = eelsvae.Scorer("pcc", (float("nan"), float("nan")))
+    assert nan.window is None
+    np.testing.assert_array_equal(nan.score(orig, rec), scores)
+
+
+def test_default_scorer_scores_any_edge_and_an_uncalibrated_axis(rng):
+    # A Ti L SI (440–520 eV, far from Fe L): the default window is its whole axis.
+    orig, rec, a, b = _pair(rng, ne=80, e0=440.0)
+    np.testing.assert_allclose(eelsvae.Scorer().score(orig, rec), _pcc(a, b, slice(None)), rtol=0, atol=1e-5)
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.Scorer("pcc", (690.0, 730.0)).score(orig, rec)  # the old default misses this axis
+    assert info.value.status == Status.RANGE
+    # channel numbers only: the whole axis needs no calibration, an eV window does
+    raw_a, raw_b = eelsvae.Cube.from_numpy(a), eelsvae.Cube.from_numpy(b)
+    np.testing.assert_allclose(eelsvae.Scorer("mse").score(raw_a, raw_b),
+                               ((a.astype(np.float64) - b) ** 2).mean(axis=2), rtol=1e-5)
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.Scorer("pcc", (10.0, 20.0)).score(raw_a, raw_b)
+    assert info.value.status == Status.RANGE and "uncalibrated" in info.value.message
+
+
+def test_edge_lookup_and_window():
+    ti = eelsvae.edge("Ti-L")
+    assert isinstance(ti, eelsvae.Edge)
+    assert (ti.element, ti.shell, ti.name) == ("Ti", "L2,3", "Ti-L2,3")
+    assert ti.onset == pytest.approx(456.0, abs=1.0) and ti.last_onset > ti.onset
+    assert ti.window == (ti.onset - 10.0, ti.last_onset + 30.0)
+    # the accepted spellings all name the same edge
+    for name in ("Ti-L2,3", "ti-l", "TI L", "Ti_L23", "Ti-L3", "Ti-L2"):
+        assert eelsvae.edge(name) == ti, name
+    fe = eelsvae.edge("Fe-L")
+    assert fe.onset == pytest.approx(708.0, abs=1.0) and fe.last_onset == pytest.approx(721.0, abs=1.0)
+    assert fe.window == (fe.onset - 10.0, fe.last_onset + 30.0)
+    o = eelsvae.edge("O-K")
+    assert o.shell == "K" and o.onset == o.last_onset == pytest.approx(532.0, abs=1.0)
+    assert eelsvae.edge("La-M").shell == "M4,5"
+    assert eelsvae.edge(ti) is ti
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.edge("Ti-K")
+    assert info.value.status == Status.INVALID_ARGUMENT and "Ti-L2,3" in info.value.message
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.edge("Xx-K")
+    assert info.value.status == Status.INVALID_ARGUMENT
+    with pytest.raises(TypeError):
+        eelsvae.edge(456.0)
+    with pytest.raises(ValueError):
+        eelsvae.edge("Ti\0L")
+
+
+def test_edges_lists_the_table_in_order_of_onset():
+    table = eelsvae.edges()
+    assert len(table) > 100
+    assert all(isinstance(e, eelsvae.Edge) for e in table)
+    onsets = [e.onset for e in table]
+    assert onsets == sorted(onsets)
+    assert all(20.0 <= e.onset <= e.last_onset <= 3000.0 for e in table)
+    assert all(e.window == (e.onset - 10.0, e.last_onset + 30.0) for e in table)
+    assert {e.shell for e in table} <= {"K", "L1", "L2,3", "M2,3", "M4,5"}
+    names = [e.name for e in table]
+    assert len(set(names)) == len(names)
+    assert eelsvae.edge("Ti-L") in table and eelsvae.edge("O-K") in table
+    # every entry is found again by its own name
+    assert all(eelsvae.edge(e.name) == e for e in table)
+
+
+def test_scorer_takes_an_edge_as_its_window(rng):
+    orig, rec, a, b = _pair(rng, ne=80, e0=690.0)
+    fe = eelsvae.edge("Fe-L")
+    by_name = eelsvae.Scorer("pcc", "Fe-L")
+    assert by_name.window == fe.window and eelsvae.Scorer("pcc", fe).window == fe.window
+    w = _window(690.0, 80, *fe.window)
+    np.testing.assert_allclose(by_name.score(orig, rec), _pcc(a, b, w), rtol=0, atol=1e-5)
+    with pytest.raises(TypeError):
+        eelsvae.Scorer("pcc", 700.0)
 
 
 def test_mse_and_spectral_angle_match_numpy(rng):

@@ -113,3 +113,41 @@ def test_library_init_refuses_a_size_without_struct_size():
         _lib.lib.eelsvae_pca_options_init_sized(ctypes.cast(room, ctypes.POINTER(_lib.PcaOptions)), 4)
     assert err.value.status == _lib.Status.INVALID_ARGUMENT and "struct_size" in err.value.message
     assert room.raw == b"\xa5" * 64
+
+
+_NEW_TRAILING = [("eelsvae_model_options", "energy_bin", 1), ("eelsvae_train_options", "min_tiles", 64),
+                 ("eelsvae_train_options", "min_steps", 0), ("eelsvae_pca_options", "trim_fraction", 0.0)]
+
+
+@pytest.mark.parametrize("cname, field, preset_value", _NEW_TRAILING)
+def test_new_trailing_fields_older_and_newer_callers(cname, field, preset_value):
+    # A caller built before the field (its struct ends where the field starts)
+    # never has it written; one built with it gets the preset's value.
+    import ctypes
+    struct = _lib.STRUCTS[cname]
+    descr = getattr(struct, field)
+    assert descr.offset + descr.size <= ctypes.sizeof(struct)
+    older = descr.offset
+    room = ctypes.create_string_buffer(b"\xa5" * ctypes.sizeof(struct), ctypes.sizeof(struct))
+    _INITS[cname](ctypes.cast(room, ctypes.POINTER(struct)), older)
+    assert ctypes.c_size_t.from_buffer(room).value == older
+    assert room.raw[older:] == b"\xa5" * (ctypes.sizeof(struct) - older)
+    full = struct()
+    _INITS[cname](ctypes.pointer(full), ctypes.sizeof(full))
+    assert getattr(full, field) == preset_value
+
+
+def test_edge_struct_is_filled_up_to_the_callers_size():
+    # eelsvae_edge's struct_size is set by the caller; fields past it are left alone.
+    import ctypes
+    size = _lib.EdgeStruct.onset_ev.offset            # an older caller: element and shell only
+    room = ctypes.create_string_buffer(b"\xa5" * ctypes.sizeof(_lib.EdgeStruct), ctypes.sizeof(_lib.EdgeStruct))
+    ctypes.c_size_t.from_buffer(room).value = size
+    _lib.lib.eelsvae_edge_lookup(b"O-K", ctypes.cast(room, ctypes.POINTER(_lib.EdgeStruct)))
+    edge = _lib.EdgeStruct.from_buffer_copy(room)
+    assert edge.struct_size == size and (edge.element, edge.shell) == (b"O", b"K")
+    assert room.raw[size:] == b"\xa5" * (ctypes.sizeof(_lib.EdgeStruct) - size)
+    with pytest.raises(_lib.EelsvaeError) as err:        # the window needs last_onset_ev
+        _lib.lib.eelsvae_edge_window(ctypes.byref(edge), ctypes.byref(ctypes.c_double()),
+                                     ctypes.byref(ctypes.c_double()))
+    assert err.value.status == _lib.Status.INVALID_ARGUMENT
