@@ -7,8 +7,8 @@
 set -euo pipefail
 
 packages=(gcc g++ meson ninja-build pkg-config libfftw3-dev libopenblas-dev liblapacke-dev valgrind abigail-tools
-          libcmocka-dev libpng-dev libhdf5-dev doxygen python3-numpy python3-scipy python3-sklearn
-          python3-pytest python3-hyperspy)
+          libcmocka-dev libpng-dev libtiff-dev libhdf5-dev doxygen python3-numpy python3-scipy python3-sklearn
+          python3-pytest python3-hyperspy python3-tifffile)
 if [[ "${1:-}" == "--bench" ]]; then
   packages+=(python3-torch)
 fi
