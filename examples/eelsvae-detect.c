@@ -10,27 +10,30 @@
 
 #include "common/cli.h"
 #include "common/detect.h"
+#include "common/energy.h"
 
 static void usage(void)
 {
     printf("Usage: %s CUBE --model MODEL --out DIR [options]\n"
            "Detect spectral anomalies with a model from eelsvae-train: apply the model's\n"
-           "preprocessing, reconstruct every pixel, score it by the Pearson correlation\n"
-           "(PCC) of its spectrum and reconstruction over the window, and threshold with\n"
+           "preprocessing, reconstruct every pixel (with overlapping tiles, so every pixel\n"
+           "is covered and no tile grid shows), score it by the Pearson correlation (PCC)\n"
+           "of its spectrum and reconstruction over the energy range, and threshold with\n"
            "Otsu (low PCC = anomalous).\n\n"
            CLI_CUBE_FORMATS_HELP "\n"
-           "Writes DIR/score.npy and DIR/mask.npy (or the formats of --map-format),\n"
-           "DIR/heatmap.png, with --truth DIR/metrics.json (also printed), with --latent\n"
+           "Writes DIR/score.hspy and DIR/mask.hspy (or the formats of --map-format) with\n"
+           "the scan's calibration and the provenance, DIR/heatmap.png, with --truth\n"
+           "DIR/metrics.json (also printed), with --latent\n"
            "DIR/latent.npy (the latent mean of every tile, tiles_y × tiles_x × L) and\n"
            "with --recon DIR/recon.npy.\n\n"
            "Options:\n"
            "  --model MODEL           model file from eelsvae-train\n"
-           "  --window LO:HI          scoring window in eV (default 690:730)\n"
+           CLI_RANGE_HELP("score over", "the model's whole range")
+           "  --stride S              step between overlapping tiles, 1 … T (default T/2;\n"
+           "                          T gives one tile per pixel, as a plain tile grid)\n"
            "  --out DIR               output directory (created if missing)\n"
            "  --truth MASK            y × x mask of the true anomalies (any format above)\n"
-           "  --map-format LIST       formats of score.* and mask.*: npy (default), hspy,\n"
-           "                          rpl or a list such as npy,hspy; the .hspy and .rpl\n"
-           "                          maps carry the cube's spatial calibration\n"
+           CLI_MAP_FORMAT_HELP
            "  --energy-offset EV      energy of channel 0, overriding the file's (required,\n"
            "                          with --energy-scale, for a .npy without a sidecar)\n"
            "  --energy-scale EV       eV per channel, overriding the file's\n"
@@ -44,21 +47,24 @@ static void usage(void)
 
 typedef struct args {
     const char *cube, *model, *out, *truth;
-    double win_lo, win_hi, e0, de;
-    size_t bins;
+    cli_range range;
+    double e0, de;
+    size_t bins, stride;
     int latent, recon;
 } args;
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, NULL, 690, 730, NAN, NAN, 256, 0, 0};
+    args a = {NULL, NULL, NULL, NULL, cli_range_none(), NAN, NAN, 256, 0, 0, 0};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             usage();
             exit(0);
         } else if (!strcmp(o, "--model")) a.model = cli_value(argc, argv, &i);
-        else if (!strcmp(o, "--window")) cli_window(o, cli_value(argc, argv, &i), &a.win_lo, &a.win_hi);
+        else if (!strcmp(o, "--edge")) cli_range_edge(&a.range, o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--window")) cli_range_window(&a.range, o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--stride")) a.stride = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--out")) a.out = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--truth")) a.truth = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
@@ -94,6 +100,17 @@ static void write_latent(const char *out_dir, const eelsvae_model *model, const 
     free(mu);
 }
 
+/* The model's energy range as the prepared cube holds it (bin centres). */
+static void model_range(const eelsvae_cube *prepared, double *lo, double *hi)
+{
+    size_t ne = 0;
+    double offset = 0, scale = 0;
+    eelsvae_cube_shape(prepared, NULL, NULL, &ne);
+    cli_check(eelsvae_cube_axis(prepared, EELSVAE_AXIS_E, &offset, &scale, NULL), "model range");
+    *lo = offset;
+    *hi = offset + scale * (double)(ne - 1);
+}
+
 int main(int argc, char **argv)
 {
     cli_init(argv[0]);
@@ -101,16 +118,27 @@ int main(int argc, char **argv)
     cli_make_dir(a.out);
     eelsvae_model *model = NULL;
     cli_check(eelsvae_model_load(a.model, &model), a.model);
+    eelsvae_model_options mo;
+    cli_check(eelsvae_model_options_get(model, &mo), "model options");
+    size_t stride = a.stride ? a.stride : (mo.tile / 2 ? mo.tile / 2 : 1);
+    if (stride > mo.tile) cli_usage_error("--stride %zu is larger than the model's %zu-pixel tile", stride, mo.tile);
     eelsvae_cube *cube = cli_load_cube(a.cube, a.e0, a.de);
     eelsvae_cube *prepared = NULL, *recon = NULL;
     cli_check(eelsvae_model_prepare(model, cube, &prepared), "preparing the cube for the model");
     eelsvae_cube_free(cube);
+    double lo = 0, hi = 0;
+    model_range(prepared, &lo, &hi);
+    cli_range_clip(&a.range, lo, hi, "model's energy range");
     size_t first = 0, count = 0;
-    cli_check(eelsvae_cube_energy_window(prepared, a.win_lo, a.win_hi, &first, &count),
+    cli_check(eelsvae_cube_energy_window(prepared, a.range.lo, a.range.hi, &first, &count),
               "scoring window against the model's energy range");
-    cli_check(eelsvae_model_reconstruct(model, prepared, 0, &recon), "reconstruction");
+    fprintf(stderr, "%s: scoring the %s (%zu channels), tiles of %zu at stride %zu\n", cli_prog(), a.range.label,
+            count, mo.tile, stride);
+    cli_print_edges(a.range.lo, a.range.hi);
+    cli_check(eelsvae_model_reconstruct(model, prepared, stride, &recon), "reconstruction");
 
-    cli_detection d = cli_detect(a.out, prepared, recon, a.win_lo, a.win_hi, a.bins);
+    cli_provenance prov = {a.cube, "vae", a.model, a.range.label};
+    cli_detection d = cli_detect(a.out, prepared, recon, a.range.lo, a.range.hi, a.bins, &prov);
     if (a.truth) cli_report_metrics(a.out, "vae", a.truth, &d);
     if (a.latent) write_latent(a.out, model, prepared);
     if (a.recon) cli_check(eelsvae_cube_save_npy(recon, cli_join(a.out, "recon.npy")), "recon.npy");

@@ -10,28 +10,36 @@
 
 #include "common/cli.h"
 #include "common/detect.h"
+#include "common/energy.h"
 
 static void usage(void)
 {
-    printf("Usage: %s CUBE --components K --window LO:HI --out DIR [options]\n"
-           "Detect spectral anomalies with PCA: apply the paper's preprocessing (Gaussian\n"
-           "blur sigma 0.5, 1st-99th percentile scaling, 3 x 3 mean filter), fit K\n"
+    printf("Usage: %s CUBE --out DIR [--edge NAME | --window LO:HI] [options]\n"
+           "Detect spectral anomalies with PCA: preprocess (Gaussian blur sigma 0.5,\n"
+           "1st-99th percentile scaling; the paper's 3 x 3 spatial mean is left out), fit K\n"
            "components, score every pixel by the Pearson correlation (PCC) of its spectrum\n"
-           "and its reconstruction over the window, and threshold with Otsu (low PCC =\n"
-           "anomalous).\n\n"
+           "and its reconstruction over the energy range, and threshold with Otsu (low\n"
+           "PCC = anomalous).\n\n"
            CLI_CUBE_FORMATS_HELP "\n"
-           "Writes DIR/score.npy (float32 PCC map), DIR/mask.npy (uint8, 1 = anomalous),\n"
-           "DIR/heatmap.png (viridis from the lowest to the highest score) and, with\n"
-           "--truth, DIR/metrics.json (also printed).\n\n"
+           "Writes DIR/score.hspy (float32 PCC map) and DIR/mask.hspy (uint8, 1 =\n"
+           "anomalous), or the formats of --map-format, with the scan's calibration and\n"
+           "the provenance; DIR/heatmap.png (viridis from the lowest to the highest\n"
+           "score, flagged pixels outlined) and, with --truth, DIR/metrics.json (also\n"
+           "printed).\n\n"
            "Options:\n"
            "  --components K          number of PCA components (default 4)\n"
-           "  --window LO:HI          scoring window in eV (default 690:730)\n"
+           "  --trim F                robust fit: each component is fitted without the\n"
+           "                          fraction F of spectra the fit before reconstructs\n"
+           "                          worst, so that the anomalies of the SI itself do not\n"
+           "                          become components (default 0.1; 0 fits every pixel)\n"
+           CLI_RANGE_HELP("score over", "the whole energy axis")
            "  --out DIR               output directory (created if missing)\n"
            "  --truth MASK            y × x mask of the true anomalies (any format above):\n"
            "                          print precision, recall, F1, IoU, ROC-AUC and PR-AUC\n"
            "  --energy-offset EV      energy of channel 0, overriding the file's (required,\n"
            "                          with --energy-scale, for a .npy without a sidecar)\n"
            "  --energy-scale EV       eV per channel, overriding the file's\n"
+           CLI_MAP_FORMAT_HELP
            "  --no-preprocess         fit the cube as it is\n"
            "  --bins N                Otsu histogram bins (default 256)\n"
            "  --threads T             threads (default: all cores)\n"
@@ -42,20 +50,25 @@ static void usage(void)
 typedef struct args {
     const char *cube, *out, *truth;
     size_t components, bins;
-    double win_lo, win_hi, e0, de;
+    double trim;
+    cli_range range;
+    double e0, de;
     int preprocess;
 } args;
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, 4, 256, 690, 730, NAN, NAN, 1};
+    args a = {NULL, NULL, NULL, 4, 256, 0.1, cli_range_none(), NAN, NAN, 1};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
             usage();
             exit(0);
         } else if (!strcmp(o, "--components")) a.components = cli_size(o, cli_value(argc, argv, &i));
-        else if (!strcmp(o, "--window")) cli_window(o, cli_value(argc, argv, &i), &a.win_lo, &a.win_hi);
+        else if (!strcmp(o, "--trim")) a.trim = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--edge")) cli_range_edge(&a.range, o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--window")) cli_range_window(&a.range, o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--map-format")) cli_set_map_formats(cli_parse_map_formats(o, cli_value(argc, argv, &i)));
         else if (!strcmp(o, "--out")) a.out = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--truth")) a.truth = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
@@ -78,14 +91,20 @@ int main(int argc, char **argv)
     args a = parse(argc, argv);
     cli_make_dir(a.out);
     eelsvae_cube *cube = cli_load_cube(a.cube, a.e0, a.de);
-    size_t first = 0, count = 0;
+    size_t first = 0, count = 0, ne = 0;
+    double offset = 0, scale = 0;
+    eelsvae_cube_shape(cube, NULL, NULL, &ne);
+    cli_check(eelsvae_cube_axis(cube, EELSVAE_AXIS_E, &offset, &scale, NULL), a.cube);
+    cli_range_clip(&a.range, offset, offset + scale * (double)(ne - 1), "energy axis");
     /* Check the window before the slow work, so a wrong calibration fails fast. */
-    cli_check(eelsvae_cube_energy_window(cube, a.win_lo, a.win_hi, &first, &count), a.cube);
+    cli_check(eelsvae_cube_energy_window(cube, a.range.lo, a.range.hi, &first, &count), a.cube);
+    fprintf(stderr, "%s: scoring the %s (%zu channels)\n", cli_prog(), a.range.label, count);
+    cli_print_edges(a.range.lo, a.range.hi);
     cli_check(eelsvae_cube_check_finite(cube), a.cube);
 
     if (a.preprocess) {
         eelsvae_preprocess_options po;
-        cli_check(eelsvae_preprocess_options_init(&po, EELSVAE_PRESET_PAPER), "preprocess options");
+        cli_check(eelsvae_preprocess_options_init(&po, EELSVAE_PRESET_FAST), "preprocess options");
         double lo = 0, hi = 0;
         cli_check(eelsvae_cube_preprocess(cube, &po, &lo, &hi), "preprocessing");
         fprintf(stderr, "preprocessed: scaled %g … %g to 0 … 1\n", lo, hi);
@@ -93,6 +112,7 @@ int main(int argc, char **argv)
     eelsvae_pca_options pco;
     cli_check(eelsvae_pca_options_init(&pco), "PCA options");
     pco.components = a.components;
+    pco.trim_fraction = a.trim;
     eelsvae_pca *pca = NULL;
     eelsvae_cube *recon = NULL;
     cli_check(eelsvae_pca_fit(cube, &pco, &pca), "PCA fit");
@@ -105,10 +125,11 @@ int main(int argc, char **argv)
     }
     eelsvae_pca_free(pca);
 
-    cli_detection d = cli_detect(a.out, cube, recon, a.win_lo, a.win_hi, a.bins);
+    char method[32];
+    snprintf(method, sizeof method, "pca%zu", a.components);
+    cli_provenance prov = {a.cube, method, NULL, a.range.label};
+    cli_detection d = cli_detect(a.out, cube, recon, a.range.lo, a.range.hi, a.bins, &prov);
     if (a.truth) {
-        char method[32];
-        snprintf(method, sizeof method, "pca%zu", a.components);
         cli_report_metrics(a.out, method, a.truth, &d);
     }
     cli_detection_free(&d);

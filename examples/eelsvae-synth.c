@@ -18,7 +18,9 @@ static void usage(void)
            "peak shifts inside disks, as in the paper's benchmark.\n\n"
            "Writes DIR/clean.npy (float32, y × x × E), DIR/expected.npy (the noise-free clean\n"
            "cube), DIR/mask.npy (uint8, y × x, 1 = anomalous) and DIR/shift_<dE>.npy for\n"
-           "each shift, then prints the energy calibration to pass to the other programs.\n\n"
+           "each shift, each with a JSON sidecar FILE.npy.json holding its axes (the energy\n"
+           "axis in eV), so the other programs need no --energy-offset/--energy-scale; it\n"
+           "also writes DIR/calibration.json and prints the energy calibration.\n\n"
            "Options:\n"
            "  --out DIR          output directory (created if missing)\n"
            "  --size N           N × N pixels (default 192)\n"
@@ -34,10 +36,34 @@ static void usage(void)
            cli_prog());
 }
 
+/* A cube as .npy with its sidecar FILE.npy.json (axes, calibration). */
 static void save_with_progress(const eelsvae_cube *cube, const char *path)
 {
-    cli_check(eelsvae_cube_save_npy(cube, path), path);
-    fprintf(stderr, "wrote %s\n", path);
+    eelsvae_signal *s = NULL;
+    cli_check(eelsvae_signal_from_cube(cube, &s), path);
+    cli_save_signal(s, path, 1);
+    eelsvae_signal_free(s);
+    fprintf(stderr, "wrote %s and %s\n", path, cli_sidecar_path(path));
+}
+
+/* The mask as a (y, x) uint8 image with the cube's spatial axes, and its sidecar. */
+static void save_mask(const uint8_t *mask, const eelsvae_cube *like, const char *path)
+{
+    size_t shape[2] = {0, 0};
+    eelsvae_cube_shape(like, &shape[0], &shape[1], NULL);
+    eelsvae_signal *s = NULL;
+    cli_check(eelsvae_signal_create(EELSVAE_DTYPE_UINT8, 2, shape, mask, &s), path);
+    static const char *const names[2] = {"y", "x"};
+    for (int d = 0; d < 2; d++) {
+        double offset = 0, scale = 1;
+        const char *units = "";
+        cli_check(eelsvae_cube_axis(like, (eelsvae_axis)d, &offset, &scale, &units), path);
+        cli_check(eelsvae_signal_set_axis(s, (size_t)d, offset, scale, names[d], units, 0), path);
+    }
+    cli_check(eelsvae_signal_metadata_set(s, "title", "true anomaly mask"), path);
+    cli_save_signal(s, path, 1);
+    eelsvae_signal_free(s);
+    fprintf(stderr, "wrote %s and %s\n", path, cli_sidecar_path(path));
 }
 
 int main(int argc, char **argv)
@@ -68,6 +94,11 @@ int main(int argc, char **argv)
     if (!out) cli_usage_error("--out DIR is required");
     cli_make_dir(out);
 
+    /* The disks first: a request that cannot be met fails before any file is written. */
+    uint8_t *mask = malloc(opt.ny * opt.nx);
+    if (!mask) cli_fail("out of memory");
+    cli_check(eelsvae_disk_mask(opt.ny, opt.nx, disks, radius, 2 * radius + 4, opt.seed, mask, NULL), "disk mask");
+
     eelsvae_cube *clean = NULL, *expected = NULL;
     fprintf(stderr, "synthesising %zu × %zu SI (seed %llu)…\n", opt.ny, opt.nx, (unsigned long long)opt.seed);
     cli_check(eelsvae_synth_generate(&opt, &clean, &expected), "synthesis");
@@ -75,11 +106,7 @@ int main(int argc, char **argv)
     save_with_progress(expected, cli_join(out, "expected.npy"));
     eelsvae_cube_free(expected);
 
-    uint8_t *mask = malloc(opt.ny * opt.nx);
-    if (!mask) cli_fail("out of memory");
-    cli_check(eelsvae_disk_mask(opt.ny, opt.nx, disks, radius, 2 * radius + 4, opt.seed, mask, NULL), "disk mask");
-    size_t shape[2] = {opt.ny, opt.nx};
-    cli_check(eelsvae_npy_write(cli_join(out, "mask.npy"), EELSVAE_DTYPE_UINT8, mask, 2, shape), "mask.npy");
+    save_mask(mask, clean, cli_join(out, "mask.npy"));
 
     for (size_t s = 0; s < n_shifts; s++) {
         eelsvae_cube *shifted = NULL;
@@ -99,7 +126,7 @@ int main(int argc, char **argv)
     printf("shape %zu %zu %zu\n", opt.ny, opt.nx, ne);
     printf("energy-offset %.6g\nenergy-scale %.6g\n", e0, de);
     printf("anomalous-pixels %zu (%.2f %%)\n", anomalous, 100.0 * anomalous / (double)(opt.ny * opt.nx));
-    printf("# pass: --energy-offset %.6g --energy-scale %.6g\n", e0, de);
+    printf("# the .npy.json sidecars hold it; without them pass: --energy-offset %.6g --energy-scale %.6g\n", e0, de);
     char json[256];
     snprintf(json, sizeof json, "{\"energy_offset\": %.9g, \"energy_scale\": %.9g, \"units\": \"eV\"}\n", e0, de);
     cli_write_text(cli_join(out, "calibration.json"), json);

@@ -9,6 +9,7 @@
 #include <eelsvae/eelsvae.h>
 
 #include "common/cli.h"
+#include "common/energy.h"
 
 static void usage(void)
 {
@@ -20,12 +21,16 @@ static void usage(void)
            "Options:\n"
            "  --model OUT             model file to write\n"
            "  --preset fast|paper     architecture and training preset (default fast)\n"
-           "  --epochs N              epochs (preset: fast 30, paper 60)\n"
+           "  --epochs N              epochs (default: the preset's, fast 30 or paper 60,\n"
+           "                          raised so that training takes at least 900 steps)\n"
            "  --batch B               tiles per batch (preset: fast 16, paper 4)\n"
            "  --learning-rate LR      Adam's initial rate (default 1e-3)\n"
-           "  --energy-range LO:HI    energy range the model takes, eV (preset: fast\n"
-           "                          686:733.7, paper 420:813.3); the channel count is\n"
-           "                          rounded down to a multiple of the energy stride\n"
+           CLI_RANGE_HELP("model", "the whole energy axis")
+           "                          A range with more channels than the preset's network\n"
+           "                          takes (fast 160, paper 1312) is binned by the smallest\n"
+           "                          whole factor that fits; the model file records it\n"
+           "  --tile T                largest tile side in pixels (default: the preset's,\n"
+           "                          24, or the largest multiple of 4 that fits the scan)\n"
            "  --exclude MASK          y × x mask (any format above): tiles touching a\n"
            "                          non-zero pixel are not trained on\n"
            "  --energy-offset EV      energy of channel 0, overriding the file's (required,\n"
@@ -45,8 +50,9 @@ static void usage(void)
 typedef struct args {
     const char *cube, *model, *exclude, *checkpoint, *resume;
     eelsvae_preset preset;
-    size_t epochs, batch, checkpoint_every;
-    double lr, e_lo, e_hi, e0, de;
+    size_t epochs, batch, checkpoint_every, tile;
+    cli_range range;
+    double lr, e0, de;
     uint64_t seed;
     int quiet;
 } args;
@@ -55,7 +61,8 @@ static args parse(int argc, char **argv)
 {
     args a = {0};
     a.preset = EELSVAE_PRESET_FAST;
-    a.lr = a.e_lo = a.e_hi = a.e0 = a.de = NAN;
+    a.lr = a.e0 = a.de = NAN;
+    a.range = cli_range_none();
     a.seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -71,7 +78,9 @@ static args parse(int argc, char **argv)
         } else if (!strcmp(o, "--epochs")) a.epochs = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--batch")) a.batch = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--learning-rate")) a.lr = cli_double(o, cli_value(argc, argv, &i));
-        else if (!strcmp(o, "--energy-range")) cli_window(o, cli_value(argc, argv, &i), &a.e_lo, &a.e_hi);
+        else if (!strcmp(o, "--edge")) cli_range_edge(&a.range, o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--window")) cli_range_window(&a.range, o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--tile")) a.tile = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--exclude")) a.exclude = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
@@ -91,18 +100,16 @@ static args parse(int argc, char **argv)
     return a;
 }
 
-/* The energy range as the model's first channel and a channel count that
- * every strided layer divides. */
-static void apply_energy_range(eelsvae_model_options *mo, const args *a, double dispersion)
+/* The preset's architecture fitted to the cube: the range (edge, window or
+ * the whole axis, binned into the preset's channels) and the largest tile
+ * that fits the scan, or --tile as given. */
+static void fit_model(eelsvae_model_options *mo, const args *a, const eelsvae_cube *cube)
 {
-    if (isnan(a->e_lo)) return;
-    size_t stride = 1;
-    for (size_t i = 0; i < mo->conv_layers; i++) stride *= mo->conv[i].stride[2];
-    size_t n = (size_t)floor((a->e_hi - a->e_lo) / dispersion + 1e-6) + 1;
-    n -= n % stride;
-    if (n == 0) cli_usage_error("--energy-range %g:%g holds fewer than %zu channels", a->e_lo, a->e_hi, stride);
-    mo->energy_start = a->e_lo;
-    mo->energy_channels = n;
+    if (a->tile) mo->tile = a->tile;
+    cli_check(eelsvae_model_options_fit(mo, cube, a->range.lo, a->range.hi), a->cube);
+    if (a->tile && mo->tile != a->tile)
+        cli_usage_error("--tile %zu does not fit the scan or the layers' strides; the largest that does is %zu",
+                        a->tile, mo->tile);
 }
 
 static volatile sig_atomic_t interrupted;
@@ -128,6 +135,8 @@ int main(int argc, char **argv)
     eelsvae_cube_shape(cube, &ny, &nx, NULL);
     double dispersion = 0; /* the file's, or --energy-scale */
     cli_check(eelsvae_cube_axis(cube, EELSVAE_AXIS_E, NULL, &dispersion, NULL), a.cube);
+    if (a.resume && (cli_range_given(&a.range) || a.tile))
+        cli_usage_error("--resume continues the checkpoint's model: it takes no --edge, --window or --tile");
     uint8_t *exclude = a.exclude ? cli_load_mask(a.exclude, ny, nx) : NULL;
 
     eelsvae_model *model = NULL;
@@ -137,15 +146,19 @@ int main(int argc, char **argv)
     } else {
         eelsvae_model_options mo;
         cli_check(eelsvae_model_options_init(&mo, a.preset), "model options");
-        apply_energy_range(&mo, &a, dispersion);
+        fit_model(&mo, &a, cube);
         cli_check(eelsvae_model_create(&mo, a.seed, &model), "model");
     }
     eelsvae_train_options to;
     cli_check(eelsvae_train_options_init(&to, a.preset), "training options");
     if (a.epochs) to.epochs = a.epochs;
+    else to.min_steps = 900; /* a small scan gives few batches an epoch: as many steps as the benchmark's */
     if (a.batch) to.batch = a.batch;
     if (!isnan(a.lr)) to.learning_rate = a.lr;
     to.seed = a.seed;
+    eelsvae_preprocess_options chain; /* the preset's chain, recorded in the model */
+    cli_check(eelsvae_preprocess_options_init(&chain, a.preset), "preprocess options");
+    to.preprocess = &chain;
     to.checkpoint_path = a.checkpoint;
     to.checkpoint_every = a.checkpoint ? (a.checkpoint_every ? a.checkpoint_every : 1) : 0;
     to.progress = progress;
@@ -155,9 +168,15 @@ int main(int argc, char **argv)
     eelsvae_model_options mo;
     cli_check(eelsvae_model_options_get(model, &mo), "model options");
     cli_check(eelsvae_model_estimate_memory(&mo, to.batch, &est), "memory estimate");
-    fprintf(stderr, "model: %zu parameters, tile %zu × %zu × %zu from %g eV, about %.0f MiB to train\n",
-            est.parameters, mo.tile, mo.tile, mo.energy_channels, mo.energy_start,
-            (double)est.total_bytes / 1048576.0);
+    /* The range as the network sees it (bin centres), as eelsvae-detect reports it. */
+    double bin_width = dispersion * (double)mo.energy_bin;
+    double e_lo = mo.energy_start + (bin_width - dispersion) / 2.0;
+    double e_hi = e_lo + bin_width * (double)(mo.energy_channels - 1);
+    fprintf(stderr, "model: %zu parameters, tile %zu × %zu × %zu, energy %g … %g eV", est.parameters, mo.tile,
+            mo.tile, mo.energy_channels, e_lo, e_hi);
+    if (mo.energy_bin > 1) fprintf(stderr, " binned by %zu", mo.energy_bin);
+    fprintf(stderr, ", about %.0f MiB to train\n", (double)est.total_bytes / 1048576.0);
+    cli_print_edges(e_lo, e_hi);
 
     signal(SIGINT, on_sigint);
     const eelsvae_cube *cubes[1] = {cube};

@@ -28,19 +28,30 @@ RANDOM=$seed
 echo "KILL_SEED=$seed"
 
 epochs=20
-"$bin/eelsvae-synth" --out "$tmp/si" --size 32 --shifts 2.4 --disks 1 --radius 4 >/dev/null
+"$bin/eelsvae-synth" --out "$tmp/si" --size 25 --shifts 2.4 --disks 1 --radius 4 >/dev/null
 cube=$tmp/si/clean.npy
-# 32 × 32 pixels at tile 24, stride 8: four tiles, one batch per epoch; a
-# 32-channel energy range keeps the checkpoint near 30 MB, so writing it
-# takes long enough to be caught in the middle.
-train=("$bin/eelsvae-train" "$cube" --energy-offset 420 --energy-scale 0.3 --energy-range 686:695.5
-       --threads 2 --batch 4 --quiet)
+# 25 × 25 pixels at tile 24: four tiles at any step (training steps down
+# to stride 1 where a scan gives few tiles, so a larger scan would give many
+# more and train far longer), one batch per epoch; a 32-channel energy window keeps the checkpoint near
+# 30 MB, so writing it takes long enough to be caught in the middle. Every
+# run names --epochs (without it eelsvae-train raises the epochs to 900
+# optimiser steps). The window and tile make a new model only: a run that
+# resumes takes them from the checkpoint, and refuses them (checked below).
+train=("$bin/eelsvae-train" "$cube" --energy-offset 420 --energy-scale 0.3 --threads 2 --batch 4 --quiet)
+new_model=(--window 686:695.5 --tile 24)
 model=$tmp/model.evae
 ck=$tmp/ck.evae
 
-"${train[@]}" --model "$tmp/ref.evae" --epochs "$epochs" --seed 3 2>"$tmp/err" ||
+"${train[@]}" "${new_model[@]}" --model "$tmp/ref.evae" --epochs "$epochs" --seed 3 2>"$tmp/err" ||
   fail "reference run: $(cat "$tmp/err")"
-"${train[@]}" --model "$tmp/old.evae" --epochs 1 --seed 9 2>"$tmp/err" || fail "old model: $(cat "$tmp/err")"
+"${train[@]}" "${new_model[@]}" --model "$tmp/old.evae" --epochs 1 --seed 9 --checkpoint "$tmp/ck0.evae" \
+  2>"$tmp/err" || fail "old model: $(cat "$tmp/err")"
+# Resuming takes the checkpoint's model: another window or tile is a usage error.
+set +e; "${train[@]}" --window 686:695.5 --resume "$tmp/ck0.evae" --epochs 2 --model "$tmp/probe.evae" \
+  2>"$tmp/err"; rc=$?; set -e
+[[ $rc -eq 2 ]] && grep -q -- "--resume continues the checkpoint's model" "$tmp/err" ||
+  fail "--resume with --window: rc $rc, $(cat "$tmp/err") (expected 2 and a usage error)"
+rm -f "$tmp/ck0.evae" "$tmp/probe.evae"
 cmp -s "$tmp/ref.evae" "$tmp/old.evae" && fail "the old and the reference model are the same file"
 cp "$tmp/old.evae" "$model"
 
@@ -63,7 +74,7 @@ wait_for() {
 }
 
 start() {
-  local resume=()
+  local resume=("${new_model[@]}")
   [[ -f $ck ]] && resume=(--resume "$ck")
   "${train[@]}" "${resume[@]}" --model "$model" --checkpoint "$ck" --epochs "$epochs" --seed 3 2>"$tmp/run.err" &
   pid=$!

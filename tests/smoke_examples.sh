@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Smoke test of the example programs: --help, usage errors, and a small
 # synthesise → PCA run whose outputs are checked for shape and sense.
+# eelsvae-synth's .npy files carry JSON sidecars (FILE.npy.json), so the
+# programs run on them without --energy-offset/--energy-scale; the maps come
+# as .hspy by default (with HDF5), or as --map-format asks (npy + sidecar,
+# tiff); metrics.json is strict JSON (null, never NaN); the overlapping
+# tiles of eelsvae-detect weaken the tile grid of a plain tiling.
 # usage: smoke_examples.sh BUILD_EXAMPLES_DIR
 set -euo pipefail
 bin=$1
@@ -19,38 +24,184 @@ done
 for f in clean.npy expected.npy mask.npy shift_2.4.npy calibration.json; do
   [[ -s "$tmp/si/$f" ]] || fail "eelsvae-synth did not write $f"
 done
+# Every .npy it writes has its sidecar, and the programs read it from there.
+for f in clean.npy expected.npy mask.npy shift_2.4.npy; do
+  [[ -s "$tmp/si/$f.json" ]] || fail "eelsvae-synth did not write $f.json"
+  "$bin/eelsvae-info" "$tmp/si/$f" | grep -q "^calibration from sidecar" || fail "eelsvae-info: $f's sidecar not read"
+done
 grep -q "^shape 48 48 1334$" "$tmp/synth.txt" || fail "unexpected shape: $(cat "$tmp/synth.txt")"
 "$bin/eelsvae-info" "$tmp/si/mask.npy" | grep -q "shape   (48, 48)" || fail "eelsvae-info on the mask"
 "$bin/eelsvae-info" "$tmp/si/clean.npy" | grep -q "dtype   float32" || fail "eelsvae-info on the cube"
+"$bin/eelsvae-info" "$tmp/si/shift_2.4.npy" |
+  grep -q "Energy loss *size 1334 *offset 420 *scale 0.3 *units eV *signal" ||
+  fail "shift_2.4.npy's sidecar has not the energy axis: $("$bin/eelsvae-info" "$tmp/si/shift_2.4.npy")"
 
-# A .npy cube has no calibration: the program must say what to pass.
-set +e; "$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --out "$tmp/p" 2>"$tmp/err"; rc=$?; set -e
+# A .npy cube without a sidecar has no calibration: the program must say what to pass.
+mkdir -p "$tmp/bare"
+cp "$tmp/si/shift_2.4.npy" "$tmp/bare/si.npy"
+cp "$tmp/si/clean.npy" "$tmp/bare/clean.npy"
+set +e; "$bin/eelsvae-pca" "$tmp/bare/si.npy" --out "$tmp/p0" 2>"$tmp/err"; rc=$?; set -e
 [[ $rc -ne 0 ]] && grep -q "energy-offset" "$tmp/err" || fail "eelsvae-pca without calibration: rc $rc, $(cat "$tmp/err")"
 
-"$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --components 3 --window 690:730 --out "$tmp/p" \
+"$bin/eelsvae-pca" "$tmp/bare/si.npy" --components 3 --window 690:730 --out "$tmp/p" --map-format npy \
   --truth "$tmp/si/mask.npy" --energy-offset 420 --energy-scale 0.3 > "$tmp/pca.txt" 2>/dev/null
 for f in score.npy mask.npy metrics.json; do [[ -s "$tmp/p/$f" ]] || fail "eelsvae-pca did not write $f"; done
 grep -q '"f1"' "$tmp/p/metrics.json" || fail "metrics.json has no f1"
 f1=$(awk '/^f1 / {print $2}' "$tmp/pca.txt")
 awk -v f="$f1" 'BEGIN { exit !(f >= 0 && f <= 1) }' || fail "F1 '$f1' outside [0, 1]"
-set +e; "$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --out "$tmp/p" --energy-offset 420 --energy-scale 0.3 \
-  --window 900:950 2>"$tmp/err"; rc=$?; set -e
-[[ $rc -eq 1 ]] && grep -q "EELSVAE_ERR_RANGE\|extends past" "$tmp/err" || fail "window outside the axis: rc $rc, $(cat "$tmp/err")"
+# --map-format npy: each map with its sidecar, and no .hspy.
+for f in score mask; do [[ -s "$tmp/p/$f.npy.json" ]] || fail "eelsvae-pca --map-format npy wrote no $f.npy.json"; done
+[[ ! -e $tmp/p/score.hspy ]] || fail "eelsvae-pca --map-format npy also wrote score.hspy"
+# eelsvae-synth's files need no calibration options: the same maps and metrics.
+"$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --components 3 --window 690:730 --out "$tmp/ps" --map-format npy \
+  --truth "$tmp/si/mask.npy" >/dev/null 2>"$tmp/err" || fail "eelsvae-pca on eelsvae-synth's files: $(cat "$tmp/err")"
+grep -q "calibration from sidecar" "$tmp/err" || fail "eelsvae-pca on eelsvae-synth's files: $(cat "$tmp/err")"
+cmp -s "$tmp/p/score.npy" "$tmp/ps/score.npy" && cmp -s "$tmp/p/metrics.json" "$tmp/ps/metrics.json" ||
+  fail "eelsvae-pca: eelsvae-synth's sidecar gives other results than --energy-offset/--energy-scale"
+set +e; "$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --out "$tmp/p1" --window 900:950 2>"$tmp/err"; rc=$?; set -e
+[[ $rc -eq 1 ]] && grep -q "lies outside the energy axis (420 … 819.9 eV)" "$tmp/err" ||
+  fail "window outside the axis: rc $rc, $(cat "$tmp/err")"
+# Without --map-format the maps are .hspy where the library has HDF5, else .npy.
+"$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --components 3 --out "$tmp/pd" >/dev/null 2>"$tmp/err" ||
+  fail "eelsvae-pca with the default map format: $(cat "$tmp/err")"
+if "$bin/eelsvae-convert" "$tmp/si/mask.npy" "$tmp/probe.hspy" >/dev/null 2>&1; then default_maps=hspy; else default_maps=npy; fi
+for f in score mask; do
+  [[ -s $tmp/pd/$f.$default_maps ]] || fail "eelsvae-pca's default map format: no $f.$default_maps ($(ls "$tmp/pd"))"
+done
+[[ $default_maps == npy || ! -e $tmp/pd/score.npy ]] || fail "eelsvae-pca wrote score.npy too by default"
 
-# Train the fast preset for one epoch on the clean cube, then detect on the twin.
-"$bin/eelsvae-train" "$tmp/si/clean.npy" --model "$tmp/m.evae" --epochs 1 --quiet \
+# metrics.json is strict JSON: no NaN or Infinity (an undefined metric is
+# null). A truth with no anomalous pixel leaves ROC-AUC and PR-AUC undefined.
+py=/usr/bin/python3
+strict_metrics() { # METRICS.json [KEY…: must be null]
+  $py - "$@" <<'EOF'
+import json, sys
+def no_constant(c):
+    raise ValueError("not strict JSON: " + c)
+d = json.loads(open(sys.argv[1], encoding="utf-8").read(), parse_constant=no_constant)
+for k in ("method", "threshold", "precision", "recall", "f1", "iou", "roc_auc", "pr_auc",
+          "true_positive", "false_positive", "false_negative", "true_negative"):
+    assert k in d, "no " + k
+    assert k == "method" or d[k] is None or isinstance(d[k], (int, float)), (k, d[k])
+for k in sys.argv[2:]:
+    assert d[k] is None, "%s is %r, expected null" % (k, d[k])
+EOF
+}
+if [[ -x $py ]]; then
+  strict_metrics "$tmp/p/metrics.json" || fail "eelsvae-pca's metrics.json is not strict JSON: $(cat "$tmp/p/metrics.json")"
+  $py - "$tmp/zero.npy" <<'EOF' # a 48 × 48 uint8 .npy of zeros, without NumPy
+import struct, sys
+h = "{'descr': '|u1', 'fortran_order': False, 'shape': (48, 48), }"
+h += " " * (63 - (10 + len(h)) % 64) + "\n"
+open(sys.argv[1], "wb").write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(h)) + h.encode() + bytes(48 * 48))
+EOF
+  "$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --components 3 --window 690:730 --out "$tmp/pz" --map-format npy \
+    --truth "$tmp/zero.npy" >/dev/null 2>"$tmp/err" || fail "eelsvae-pca with an empty truth: $(cat "$tmp/err")"
+  strict_metrics "$tmp/pz/metrics.json" roc_auc pr_auc ||
+    fail "metrics.json of an empty truth is not strict JSON with null AUCs: $(cat "$tmp/pz/metrics.json")"
+else
+  echo "SKIP: no /usr/bin/python3: metrics.json not parsed" >&2
+fi
+
+# Train the fast preset for one epoch (--epochs: without it training takes
+# at least 900 steps) on the bare clean cube's whole energy axis, binned,
+# then detect on the twin.
+"$bin/eelsvae-train" "$tmp/bare/clean.npy" --model "$tmp/m.evae" --epochs 1 --quiet \
   --energy-offset 420 --energy-scale 0.3 2>"$tmp/train.err" || fail "eelsvae-train: $(cat "$tmp/train.err")"
 [[ -s "$tmp/m.evae" ]] || fail "eelsvae-train wrote no model"
-"$bin/eelsvae-detect" "$tmp/si/shift_2.4.npy" --model "$tmp/m.evae" --out "$tmp/d" --truth "$tmp/si/mask.npy" \
-  --latent --recon --energy-offset 420 --energy-scale 0.3 > "$tmp/detect.txt" 2>"$tmp/detect.err" ||
+grep -q "energy 421.2 … [0-9.]* eV binned by 9," "$tmp/train.err" || # 1334 channels: ⌈1334/160⌉ = 9, first bin centred at 420 + 4·0.3
+  fail "eelsvae-train does not model the whole axis, binned: $(cat "$tmp/train.err")"
+# eelsvae-synth's clean.npy needs no calibration options: the same model.
+"$bin/eelsvae-train" "$tmp/si/clean.npy" --model "$tmp/m_sidecar.evae" --epochs 1 --quiet 2>"$tmp/err" ||
+  fail "eelsvae-train on eelsvae-synth's files: $(cat "$tmp/err")"
+grep -q "calibration from sidecar" "$tmp/err" || fail "eelsvae-train on eelsvae-synth's files: $(cat "$tmp/err")"
+cmp -s "$tmp/m.evae" "$tmp/m_sidecar.evae" ||
+  fail "eelsvae-train: eelsvae-synth's sidecar trains another model than --energy-offset/--energy-scale"
+"$bin/eelsvae-detect" "$tmp/bare/si.npy" --model "$tmp/m.evae" --out "$tmp/d" --truth "$tmp/si/mask.npy" \
+  --latent --recon --map-format npy --energy-offset 420 --energy-scale 0.3 > "$tmp/detect.txt" 2>"$tmp/detect.err" ||
   fail "eelsvae-detect: $(cat "$tmp/detect.err")"
-for f in score.npy mask.npy metrics.json latent.npy recon.npy; do [[ -s "$tmp/d/$f" ]] || fail "eelsvae-detect did not write $f"; done
+for f in score.npy score.npy.json mask.npy mask.npy.json metrics.json latent.npy recon.npy heatmap.png; do
+  [[ -s "$tmp/d/$f" ]] || fail "eelsvae-detect did not write $f"
+done
 "$bin/eelsvae-info" "$tmp/d/latent.npy" | grep -q "shape   (2, 2, " || fail "latent.npy is not tiles_y × tiles_x × L"
 grep -q '"method": "vae"' "$tmp/d/metrics.json" || fail "metrics.json is not labelled vae"
+if [[ -x $py ]]; then
+  strict_metrics "$tmp/d/metrics.json" || fail "eelsvae-detect's metrics.json is not strict JSON: $(cat "$tmp/d/metrics.json")"
+  # The map's sidecar: the scan's axes, and where the map came from.
+  $py - "$tmp/d/score.npy.json" <<'EOF' || fail "score.npy.json: $(cat "$tmp/d/score.npy.json")"
+import json, sys
+d = json.load(open(sys.argv[1], encoding="utf-8"))
+assert d["shape"] == [48, 48] and d["dtype"] == "float32", d
+assert [(a["size"], a["offset"], a["scale"]) for a in d["axes"]] == [(48, 0, 1)] * 2, d["axes"]
+m = d["metadata"]
+assert m["provenance.method"] == "vae" and m["provenance.model"].endswith("m.evae"), m
+assert m["provenance.threshold_rule"] == "otsu" and "provenance.energy_range" in m, m
+EOF
+fi
+# Nor does detection need the options on eelsvae-synth's files.
+"$bin/eelsvae-detect" "$tmp/si/shift_2.4.npy" --model "$tmp/m.evae" --out "$tmp/ds" --truth "$tmp/si/mask.npy" \
+  --map-format npy >/dev/null 2>"$tmp/err" || fail "eelsvae-detect on eelsvae-synth's files: $(cat "$tmp/err")"
+grep -q "calibration from sidecar" "$tmp/err" || fail "eelsvae-detect on eelsvae-synth's files: $(cat "$tmp/err")"
+cmp -s "$tmp/d/score.npy" "$tmp/ds/score.npy" && cmp -s "$tmp/d/metrics.json" "$tmp/ds/metrics.json" ||
+  fail "eelsvae-detect: eelsvae-synth's sidecar gives other results than --energy-offset/--energy-scale"
+# --map-format tiff: score.tif and mask.tif (32-bit float TIFF), and no other format.
+if "$bin/eelsvae-detect" "$tmp/si/shift_2.4.npy" --model "$tmp/m.evae" --out "$tmp/dt" --map-format tiff \
+    >/dev/null 2>"$tmp/err"; then
+  for f in score.tif mask.tif; do [[ -s $tmp/dt/$f ]] || fail "eelsvae-detect --map-format tiff wrote no $f"; done
+  [[ ! -e $tmp/dt/score.npy && ! -e $tmp/dt/score.hspy ]] || fail "--map-format tiff wrote other formats too"
+  magic=$(head -c 4 "$tmp/dt/score.tif" | od -An -tx1 | tr -d ' \n')
+  [[ $magic == 49492a00 || $magic == 4d4d002a ]] || fail "score.tif is not a TIFF (starts $magic)"
+else
+  grep -q "built without libtiff" "$tmp/err" || fail "eelsvae-detect --map-format tiff: $(cat "$tmp/err")"
+  echo "SKIP: $(tail -1 "$tmp/err")" >&2
+fi
+# Without --map-format, eelsvae-detect writes eelsvae-pca's default format too.
+"$bin/eelsvae-detect" "$tmp/si/shift_2.4.npy" --model "$tmp/m.evae" --out "$tmp/dd" >/dev/null 2>"$tmp/err" ||
+  fail "eelsvae-detect with the default map format: $(cat "$tmp/err")"
+for f in score.$default_maps mask.$default_maps heatmap.png; do
+  [[ -s $tmp/dd/$f ]] || fail "eelsvae-detect's default map format: no $f ($(ls "$tmp/dd"))"
+done
+[[ $default_maps == npy || ! -e $tmp/dd/score.npy ]] || fail "eelsvae-detect wrote score.npy too by default"
 # A model applied to a cube of another dispersion must refuse, naming it.
 set +e; "$bin/eelsvae-detect" "$tmp/si/shift_2.4.npy" --model "$tmp/m.evae" --out "$tmp/d2" \
   --energy-offset 420 --energy-scale 0.25 2>"$tmp/err"; rc=$?; set -e
-[[ $rc -eq 1 ]] || fail "a different dispersion: rc $rc, $(cat "$tmp/err")"
+[[ $rc -eq 1 ]] && grep -q "dispersion 0.25 eV per channel differs" "$tmp/err" ||
+  fail "a different dispersion: rc $rc, $(cat "$tmp/err")"
+
+# No tile grid: on the anomaly-free SI the default stride (T/2: overlapping
+# tiles) gives another map than --stride T (one tile per pixel, a plain
+# grid), finite everywhere, whose grid is weaker: the mean |difference| of
+# neighbours across the lines of the T-grid, over that of the other
+# neighbours, is smaller than with --stride T. (It does not come near 1:
+# where tiles overlap, each tile's edge pixels, reconstructed worse, weigh
+# as much as its centre. One-epoch models of seeds 1, 2, 3 gave 1.26, 0.94,
+# 3.69 against 1.65, 2.34, 5.57 with --stride T, so no small tolerance
+# around 1 would hold.)
+"$bin/eelsvae-detect" "$tmp/si/clean.npy" --model "$tmp/m.evae" --out "$tmp/grid" --map-format npy \
+  >/dev/null 2>"$tmp/err" || fail "eelsvae-detect on the clean SI: $(cat "$tmp/err")"
+grep -q "tiles of 24 at stride 12" "$tmp/err" || fail "eelsvae-detect: not tiles of 24 at stride 12: $(cat "$tmp/err")"
+"$bin/eelsvae-detect" "$tmp/si/clean.npy" --model "$tmp/m.evae" --out "$tmp/grid24" --map-format npy --stride 24 \
+  >/dev/null 2>"$tmp/err" || fail "eelsvae-detect --stride 24 on the clean SI: $(cat "$tmp/err")"
+cmp -s "$tmp/grid/score.npy" "$tmp/grid24/score.npy" && fail "the default stride gives the map of --stride 24"
+if [[ -x $py ]] && $py -c 'import numpy' 2>/dev/null; then
+  $py - "$tmp/grid/score.npy" "$tmp/grid24/score.npy" 24 <<'EOF' || fail "the tile grid (see above)"
+import sys
+import numpy as np
+T = int(sys.argv[3])
+def grid_contrast(m):
+    m = m.astype(np.float64)
+    d = [np.abs(np.diff(m, axis=0)), np.abs(np.diff(m, axis=1)).T]  # pairs (i, i+1) along y, then x
+    on = np.array([(i + 1) % T == 0 for i in range(m.shape[0] - 1)])
+    return np.concatenate([a[on].ravel() for a in d]).mean() / np.concatenate([a[~on].ravel() for a in d]).mean()
+overlap, plain = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert overlap.shape == (48, 48) and np.isfinite(overlap).all(), "the default stride's map is not finite everywhere"
+c_overlap, c_plain = grid_contrast(overlap), grid_contrast(plain)
+print("tile grid contrast: %.3f at the default stride, %.3f at stride %d" % (c_overlap, c_plain, T))
+assert c_overlap < c_plain, "the overlapping tiles do not weaken the tile grid"
+EOF
+else
+  echo "SKIP: no NumPy for /usr/bin/python3: the tile grid not measured" >&2
+fi
 
 # ---- files in any format, with their calibration -----------------------------
 # A .npy SI with a sidecar si.npy.json (as eelsvae-convert writes): awkward
@@ -100,7 +251,7 @@ fi
 
 # The programs take the calibration from the sidecar: the same maps as with
 # the options on the bare file; a broken or mismatched sidecar is refused.
-"$bin/eelsvae-pca" "$tmp/cal/si.npy" --components 3 --window 690:730 --out "$tmp/pc" \
+"$bin/eelsvae-pca" "$tmp/cal/si.npy" --components 3 --window 690:730 --out "$tmp/pc" --map-format npy \
   --truth "$tmp/si/mask.npy" >/dev/null 2>"$tmp/err" || fail "eelsvae-pca on a .npy with a sidecar: $(cat "$tmp/err")"
 grep -q "calibration from sidecar" "$tmp/err" || fail "eelsvae-pca does not say where the calibration came from"
 cmp -s "$tmp/p/score.npy" "$tmp/pc/score.npy" || fail "eelsvae-pca: sidecar calibration gives other scores"
@@ -172,12 +323,13 @@ set +e; "$bin/eelsvae-detect" "$tmp/cal/si.npy" --model "$tmp/m.evae" --out "$tm
 formats=npy,hspy
 if ! "$bin/eelsvae-detect" "$tmp/cal/si.npy" --model "$tmp/m.evae" --out "$tmp/d3" --map-format $formats \
     >/dev/null 2>"$tmp/err"; then
-  grep -q "EELSVAE_ERR_UNSUPPORTED" "$tmp/err" || fail "eelsvae-detect --map-format npy,hspy: $(cat "$tmp/err")"
+  grep -q "EELSVAE_ERR_UNSUPPORTED\|has no HDF5" "$tmp/err" || fail "eelsvae-detect --map-format npy,hspy: $(cat "$tmp/err")"
   skip "$(tail -1 "$tmp/err")"
   formats=npy
-  "$bin/eelsvae-detect" "$tmp/cal/si.npy" --model "$tmp/m.evae" --out "$tmp/d3" >/dev/null 2>"$tmp/err" ||
+  "$bin/eelsvae-detect" "$tmp/cal/si.npy" --model "$tmp/m.evae" --out "$tmp/d3" --map-format npy >/dev/null 2>"$tmp/err" ||
     fail "eelsvae-detect on a .npy with a sidecar: $(cat "$tmp/err")"
 fi
+[[ $formats == npy || $default_maps == hspy ]] || fail "eelsvae-detect writes .hspy, but eelsvae-pca's default was .npy"
 cmp -s "$tmp/d/score.npy" "$tmp/d3/score.npy" || fail "eelsvae-detect: sidecar calibration gives other scores"
 if [[ $formats == npy,hspy && $have_numpy -eq 1 ]]; then
   "$bin/eelsvae-info" --json "$tmp/d3/score.hspy" | $py -c '
@@ -209,7 +361,7 @@ for ext in rpl hspy; do
   fi
   [[ -s $tmp/rt/b.rpl && $ext == rpl ]] || [[ -s $tmp/rt/c.hspy && $ext == hspy ]] || continue
   [[ $ext == rpl ]] && cube=$tmp/rt/b.rpl || cube=$tmp/rt/c.hspy
-  "$bin/eelsvae-detect" "$cube" --model "$tmp/m.evae" --out "$tmp/d_$ext" >/dev/null 2>"$tmp/err" ||
+  "$bin/eelsvae-detect" "$cube" --model "$tmp/m.evae" --out "$tmp/d_$ext" --map-format npy >/dev/null 2>"$tmp/err" ||
     fail "eelsvae-detect on .$ext: $(cat "$tmp/err")"
   cmp -s "$tmp/d/score.npy" "$tmp/d_$ext/score.npy" || fail "eelsvae-detect on .$ext gives other scores"
 done

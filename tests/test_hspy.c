@@ -290,6 +290,16 @@ static void test_round_trip_and_cube(void **state)
     const char *name = NULL;
     assert_ok(eelsvae_signal_axis(s, 2, NULL, NULL, &name, NULL, NULL));
     assert_string_equal(name, "Energy loss");
+    /* the programs' provenance keys go to metadata.Provenance and come back */
+    assert_ok(eelsvae_signal_metadata_set(s, "provenance.source", "si.dm4"));
+    assert_ok(eelsvae_signal_metadata_set(s, "provenance.threshold", "0.9125"));
+    assert_ok(eelsvae_signal_save(s, tu_path("rt_prov.hspy")));
+    eelsvae_signal *p = NULL;
+    assert_ok(eelsvae_signal_load(tu_path("rt_prov.hspy"), &p));
+    assert_string_equal(eelsvae_signal_metadata_get(p, "provenance.source"), "si.dm4");
+    assert_string_equal(eelsvae_signal_metadata_get(p, "provenance.threshold"), "0.9125");
+    assert_null(eelsvae_signal_metadata_get(p, "provenance.model")); /* none written, none read */
+    eelsvae_signal_free(p);
     eelsvae_signal_free(s);
     eelsvae_cube_free(back);
     eelsvae_cube_free(c);

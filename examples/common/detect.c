@@ -6,8 +6,9 @@
 #include <string.h>
 
 #include "cli.h"
+#include "image.h"
 
-static unsigned map_formats = CLI_MAP_NPY;
+static unsigned map_formats; /* 0: hspy when built with HDF5, else npy */
 
 void cli_set_map_formats(unsigned formats)
 {
@@ -16,51 +17,136 @@ void cli_set_map_formats(unsigned formats)
 
 unsigned cli_parse_map_formats(const char *option, const char *text)
 {
-    static const char *const names[] = {"npy", "hspy", "rpl"};
+    static const char *const names[] = {"npy", "hspy", "rpl", "tiff"};
     unsigned formats = 0;
     for (const char *p = text;;) {
         size_t len = strcspn(p, ",");
         unsigned bit = 0;
-        for (unsigned k = 0; k < 3; k++)
+        for (unsigned k = 0; k < 4; k++)
             if (len == strlen(names[k]) && !strncmp(p, names[k], len)) bit = 1u << k;
-        if (!bit) cli_usage_error("%s: '%s' is not npy, hspy, rpl or a comma-separated list of them", option, text);
+        if (!bit) cli_usage_error("%s: '%s' is not npy, hspy, rpl, tiff or a comma-separated list of them", option, text);
         formats |= bit;
         if (!p[len]) break;
         p += len + 1;
     }
+    if ((formats & CLI_MAP_HSPY) && !eelsvae_format_supported(EELSVAE_FORMAT_HSPY))
+        cli_usage_error("%s: this build of libeelsvae has no HDF5, so it cannot write .hspy; choose npy or tiff", option);
+#ifndef EELSVAE_HAVE_TIFF
+    if (formats & CLI_MAP_TIFF)
+        cli_usage_error("%s: these programs were built without libtiff, so they cannot write .tif; choose npy or hspy",
+                        option);
+#endif
     return formats;
 }
 
-/* score.EXT and mask.EXT as calibrated 2-D signals (HyperSpy Signal2D). */
-static void save_calibrated_maps(const char *out_dir, const cli_detection *d, const eelsvae_cube *like,
-                                 const char *ext)
+/* The provenance as "key: value" lines (the TIFF's Info) or metadata keys. */
+typedef struct map_info {
+    const cli_provenance *p;
+    const char *title;
+    double threshold;
+} map_info;
+
+static void describe(const map_info *m, size_t k, const char **key, const char **value, char *buf, size_t size)
 {
-    char score[32], mask[32];
-    snprintf(score, sizeof score, "score.%s", ext);
-    snprintf(mask, sizeof mask, "mask.%s", ext);
-    const char *score_path = cli_join(out_dir, score), *mask_path = cli_join(out_dir, mask);
-    cli_check_file(eelsvae_map_save(d->score, EELSVAE_DTYPE_FLOAT32, like, "PCC score", score_path), score_path);
-    cli_check_file(eelsvae_map_save(d->mask, EELSVAE_DTYPE_UINT8, like, "anomaly mask", mask_path), mask_path);
+    static const char *const keys[] = {"provenance.source", "provenance.method", "provenance.model",
+                                       "provenance.energy_range", "provenance.score", "provenance.threshold_rule",
+                                       "provenance.threshold", "provenance.software"};
+    const char *v = NULL;
+    switch (k) {
+    case 0: v = m->p->source; break;
+    case 1: v = m->p->method; break;
+    case 2: v = m->p->model; break;
+    case 3: v = m->p->range; break;
+    case 4: v = "Pearson correlation of spectrum and reconstruction over the energy range; low = anomalous"; break;
+    case 5: v = "otsu"; break;
+    case 6: snprintf(buf, size, "%.9g", m->threshold); v = buf; break;
+    default: snprintf(buf, size, "libeelsvae %s", eelsvae_version_string()); v = buf; break;
+    }
+    *key = keys[k];
+    *value = v;
+}
+enum { PROVENANCE_KEYS = 8 };
+
+static eelsvae_signal *map_signal(const void *map, eelsvae_dtype dtype, const eelsvae_cube *like, const map_info *m)
+{
+    size_t ny = 0, nx = 0, shape[2];
+    eelsvae_cube_shape(like, &ny, &nx, NULL);
+    shape[0] = ny;
+    shape[1] = nx;
+    eelsvae_signal *s = NULL;
+    cli_check(eelsvae_signal_create(dtype, 2, shape, map, &s), "map");
+    static const char *const names[2] = {"y", "x"};
+    for (int d = 0; d < 2; d++) {
+        double offset = 0, scale = 1;
+        const char *units = "";
+        cli_check(eelsvae_cube_axis(like, (eelsvae_axis)d, &offset, &scale, &units), "map axes");
+        cli_check(eelsvae_signal_set_axis(s, (size_t)d, offset, scale, names[d], units, 0), "map axes");
+    }
+    cli_check(eelsvae_signal_metadata_set(s, "title", m->title), "map title");
+    char buf[64];
+    for (size_t k = 0; k < PROVENANCE_KEYS; k++) {
+        const char *key = NULL, *value = NULL;
+        describe(m, k, &key, &value, buf, sizeof buf);
+        if (value) cli_check(eelsvae_signal_metadata_set(s, key, value), "map provenance");
+    }
+    return s;
 }
 
-static void save_maps(const char *out_dir, const cli_detection *d, const eelsvae_cube *like)
+static void save_tiff(const char *path, const float *map, const eelsvae_cube *like, const map_info *m)
 {
-    size_t shape[2] = {d->ny, d->nx}, n = d->ny * d->nx;
-    if (map_formats & CLI_MAP_NPY) {
-        cli_check(eelsvae_npy_write(cli_join(out_dir, "score.npy"), EELSVAE_DTYPE_FLOAT32, d->score, 2, shape),
-                  "score.npy");
-        cli_check(eelsvae_npy_write(cli_join(out_dir, "mask.npy"), EELSVAE_DTYPE_UINT8, d->mask, 2, shape),
-                  "mask.npy");
+    size_t ny = 0, nx = 0;
+    eelsvae_cube_shape(like, &ny, &nx, NULL);
+    double sy = 1, sx = 1;
+    const char *units = "";
+    cli_check(eelsvae_cube_axis(like, EELSVAE_AXIS_Y, NULL, &sy, &units), "map axes");
+    cli_check(eelsvae_cube_axis(like, EELSVAE_AXIS_X, NULL, &sx, NULL), "map axes");
+    cli_text t = {0};
+    cli_text_printf(&t, "title: %s\n", m->title);
+    char buf[64];
+    for (size_t k = 0; k < PROVENANCE_KEYS; k++) {
+        const char *key = NULL, *value = NULL;
+        describe(m, k, &key, &value, buf, sizeof buf);
+        if (value) cli_text_printf(&t, "%s: %s\n", key + strlen("provenance."), value);
     }
-    if (map_formats & CLI_MAP_HSPY) save_calibrated_maps(out_dir, d, like, "hspy");
-    if (map_formats & CLI_MAP_RPL) save_calibrated_maps(out_dir, d, like, "rpl");
+    int rc = cli_write_tiff(path, map, ny, nx, sy, sx, units, t.s);
+    cli_text_free(&t);
+    if (rc != 0) cli_fail("could not write %s", path);
+}
+
+/* One map in every chosen format: NAME.hspy, NAME.npy (+ sidecar), NAME.rpl, NAME.tif. */
+static void save_map(const char *out_dir, const char *name, const void *map, eelsvae_dtype dtype,
+                     const eelsvae_cube *like, const map_info *m)
+{
+    unsigned formats = map_formats;
+    if (!formats) formats = eelsvae_format_supported(EELSVAE_FORMAT_HSPY) ? CLI_MAP_HSPY : CLI_MAP_NPY;
+    static const char *const ext[3] = {"npy", "hspy", "rpl"};
+    eelsvae_signal *s = map_signal(map, dtype, like, m);
+    for (unsigned k = 0; k < 3; k++) {
+        if (!(formats & (1u << k))) continue;
+        char file[64];
+        snprintf(file, sizeof file, "%s.%s", name, ext[k]);
+        cli_save_signal(s, cli_join(out_dir, file), 1);
+    }
+    eelsvae_signal_free(s);
+    if (!(formats & CLI_MAP_TIFF)) return;
+    size_t ny = 0, nx = 0;
+    eelsvae_cube_shape(like, &ny, &nx, NULL);
+    float *f = malloc(ny * nx * sizeof *f);
+    if (!f) cli_fail("out of memory");
+    for (size_t i = 0; i < ny * nx; i++) f[i] = dtype == EELSVAE_DTYPE_UINT8 ? ((const uint8_t *)map)[i] : ((const float *)map)[i];
+    char file[64];
+    snprintf(file, sizeof file, "%s.tif", name);
+    save_tiff(cli_join(out_dir, file), f, like, m);
+    free(f);
+}
+
+static void save_maps(const char *out_dir, const cli_detection *d, const eelsvae_cube *like, const cli_provenance *p)
+{
+    map_info score = {p, "PCC score", d->threshold}, mask = {p, "anomaly mask", d->threshold};
+    save_map(out_dir, "score", d->score, EELSVAE_DTYPE_FLOAT32, like, &score);
+    save_map(out_dir, "mask", d->mask, EELSVAE_DTYPE_UINT8, like, &mask);
     /* PCC maps crowd near 1: stretch the colours over the values present. */
-    float lo = d->score[0], hi = d->score[0];
-    for (size_t i = 1; i < n; i++) {
-        if (d->score[i] < lo) lo = d->score[i];
-        if (d->score[i] > hi) hi = d->score[i];
-    }
-    if (cli_write_heatmap(cli_join(out_dir, "heatmap.png"), d->score, d->ny, d->nx, lo, hi, 2) != 0)
+    if (cli_write_map_png(cli_join(out_dir, "heatmap.png"), d->score, d->mask, d->ny, d->nx, NAN, NAN, "PCC") != 0)
         fprintf(stderr, "%s: built without libpng: no heatmap.png\n", cli_prog());
 }
 
@@ -91,12 +177,12 @@ cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, do
 }
 
 cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
-                         double win_hi, size_t bins)
+                         double win_hi, size_t bins, const cli_provenance *provenance)
 {
     size_t degenerate = 0;
     cli_detection d = cli_score(input, recon, win_lo, win_hi, bins, &degenerate);
     if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
-    save_maps(out_dir, &d, input);
+    save_maps(out_dir, &d, input, provenance);
     printf("threshold %.6f\nflagged %zu of %zu pixels\n", d.threshold, d.flagged, d.ny * d.nx);
     return d;
 }
@@ -119,15 +205,24 @@ void cli_report_metrics(const char *out_dir, const char *method, const char *tru
     eelsvae_metrics m;
     double roc = NAN, ap = NAN;
     cli_measure(d, truth, &m, &roc, &ap);
-    char json[1024];
-    snprintf(json, sizeof json,
-             "{\n  \"method\": \"%s\",\n  \"threshold\": %.6f,\n"
-             "  \"precision\": %.6f,\n  \"recall\": %.6f,\n  \"f1\": %.6f,\n  \"iou\": %.6f,\n"
-             "  \"roc_auc\": %.6f,\n  \"pr_auc\": %.6f,\n  \"true_positive\": %zu,\n  \"false_positive\": %zu,\n"
-             "  \"false_negative\": %zu,\n  \"true_negative\": %zu\n}\n",
-             method, d->threshold, m.precision, m.recall, m.f1, m.iou, roc, ap, m.true_positive, m.false_positive,
-             m.false_negative, m.true_negative);
-    cli_write_text(cli_join(out_dir, "metrics.json"), json);
+    cli_text t = {0};
+    cli_text_printf(&t, "{\n  \"method\": ");
+    cli_json_string(&t, method);
+    /* A ratio whose denominator is 0 is undefined, not 0: JSON null. */
+    size_t flagged = m.true_positive + m.false_positive, truly = m.true_positive + m.false_negative;
+    size_t either = m.true_positive + m.false_positive + m.false_negative;
+    const char *names[] = {"threshold", "precision", "recall", "f1", "iou", "roc_auc", "pr_auc"};
+    const double values[] = {d->threshold, flagged ? m.precision : NAN, truly ? m.recall : NAN,
+                             either ? m.f1 : NAN, either ? m.iou : NAN, roc, ap};
+    for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+        cli_text_printf(&t, ",\n  \"%s\": ", names[k]);
+        cli_json_number(&t, values[k]);
+    }
+    cli_text_printf(&t, ",\n  \"true_positive\": %zu,\n  \"false_positive\": %zu,\n  \"false_negative\": %zu,\n"
+                    "  \"true_negative\": %zu\n}\n",
+                    m.true_positive, m.false_positive, m.false_negative, m.true_negative);
+    cli_write_text(cli_join(out_dir, "metrics.json"), t.s);
+    cli_text_free(&t);
     printf("precision %.4f\nrecall %.4f\nf1 %.4f\niou %.4f\nroc_auc %.4f\npr_auc %.4f\n", m.precision, m.recall, m.f1,
            m.iou, roc, ap);
     free(truth);

@@ -27,23 +27,40 @@ cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, do
  * PR-AUC of its scores (NaN when the truth has only one class). */
 void cli_measure(const cli_detection *d, const uint8_t *truth, eelsvae_metrics *m, double *roc_auc, double *pr_auc);
 
+/* Where a map came from, written into every map file: the .hspy metadata
+ * (metadata.Provenance), the .npy sidecar's metadata, the TIFF's Info. */
+typedef struct cli_provenance {
+    const char *source; /* the spectrum image file */
+    const char *method; /* "vae", "pca4", … */
+    const char *model;  /* the model file, or NULL */
+    const char *range;  /* what the score covers, e.g. "Ti-L2,3 edge, 446 … 492 eV" */
+} cli_provenance;
+
 /* The formats cli_detect() writes the score map and the mask in: a set of
- * CLI_MAP_* bits, CLI_MAP_NPY alone unless cli_set_map_formats() says
- * otherwise. The .hspy and .rpl maps carry the input cube's spatial axes. */
-enum { CLI_MAP_NPY = 1, CLI_MAP_HSPY = 2, CLI_MAP_RPL = 4 };
+ * CLI_MAP_* bits; 0 (the default) means .hspy when the library has HDF5,
+ * else .npy with its JSON sidecar. Every format carries the input cube's
+ * spatial calibration and the provenance. */
+enum { CLI_MAP_NPY = 1, CLI_MAP_HSPY = 2, CLI_MAP_RPL = 4, CLI_MAP_TIFF = 8 };
 void cli_set_map_formats(unsigned formats);
-/* "npy", "hspy", "rpl" or a comma-separated list of them → CLI_MAP_* bits;
- * anything else is a usage error naming `option`. */
+/* "npy", "hspy", "rpl", "tiff" or a comma-separated list of them →
+ * CLI_MAP_* bits; anything else is a usage error naming `option`. */
 unsigned cli_parse_map_formats(const char *option, const char *text);
+/* The help lines of --map-format (ends in "\n"). */
+#define CLI_MAP_FORMAT_HELP \
+    "  --map-format LIST       formats of score.* and mask.*: hspy (the default when\n" \
+    "                          built with HDF5, else npy), npy (with a .npy.json\n" \
+    "                          sidecar), tiff (32-bit float, pixel size for ImageJ),\n" \
+    "                          rpl, or a list such as hspy,tiff; all carry the scan's\n" \
+    "                          spatial calibration and the provenance\n"
 
 /* Score input against recon by PCC over [win_lo, win_hi], threshold, and
- * write DIR/score.EXT, DIR/mask.EXT (EXT as cli_set_map_formats() chose,
- * npy by default) and DIR/heatmap.png. */
+ * write DIR/score.EXT, DIR/mask.EXT (as cli_set_map_formats() chose) and
+ * DIR/heatmap.png (the map enlarged, a colour bar, flagged pixels outlined). */
 cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
-                         double win_hi, size_t bins);
+                         double win_hi, size_t bins, const cli_provenance *provenance);
 
 /* Compare with the truth mask at truth_path: print the metrics and write
- * DIR/metrics.json, labelled with `method`. */
+ * DIR/metrics.json, labelled with `method` (undefined metrics are null). */
 void cli_report_metrics(const char *out_dir, const char *method, const char *truth_path, const cli_detection *d);
 
 void cli_detection_free(cli_detection *d);

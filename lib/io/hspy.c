@@ -727,6 +727,9 @@ static eelsvae_status number_at(const hspy_reader *r, const char *obj, const cha
 }
 
 /* Where a value may be: the 3.x tree first, then the 1.x one. */
+/* Keys "provenance.NAME" (how a map was made) go to metadata.Provenance.NAME. */
+#define PROVENANCE_PREFIX "provenance."
+
 typedef struct md_place {
     const char *obj;
     const char *attr;
@@ -853,6 +856,24 @@ static eelsvae_status set_dispersion(eelsvae_signal *s)
     return evae_signal_metadata_set_number(s, "dispersion_ev", s->axis[axis].scale);
 }
 
+/* The provenance the programs write (metadata.Provenance), back as the
+ * "provenance.NAME" keys it was written from. */
+static eelsvae_status read_provenance(eelsvae_signal *s, const hspy_reader *r)
+{
+    static const char *const names[] = {"source", "method", "model", "energy_range", "score",
+                                        "threshold_rule", "threshold", "software"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const md_place place[1] = {{"Provenance", names[i]}};
+        char *text = NULL, key[64];
+        EVAE_TRY(first_text(r, place, 1, &text));
+        snprintf(key, sizeof key, "%s%s", PROVENANCE_PREFIX, names[i]);
+        eelsvae_status st = text && *text ? eelsvae_signal_metadata_set(s, key, text) : EELSVAE_OK;
+        evae_free(text);
+        EVAE_TRY(st);
+    }
+    return EELSVAE_OK;
+}
+
 static eelsvae_status read_metadata(eelsvae_signal *s, const hspy_reader *r)
 {
     static const md_place title_places[] = {{"General", "title"}, {".", "title"}, {".", "name"}};
@@ -891,7 +912,8 @@ static eelsvae_status read_metadata(eelsvae_signal *s, const hspy_reader *r)
     EVAE_TRY(first_text(r, microscope_places, 2, &text));
     if (text && *text) st = eelsvae_signal_metadata_set(s, "microscope", text);
     evae_free(text);
-    return st;
+    EVAE_TRY(st);
+    return read_provenance(s, r);
 }
 
 static eelsvae_status read_signal(hspy_reader *r, eelsvae_signal **out)
@@ -1218,9 +1240,16 @@ static const md_target *find_target(const char *key)
     return NULL;
 }
 
+
+static bool is_provenance_key(const char *key)
+{
+    size_t n = strlen(PROVENANCE_PREFIX);
+    return strncmp(key, PROVENANCE_PREFIX, n) == 0 && key[n] && !strpbrk(key + n, "./");
+}
+
 /* HyperSpy's metadata tree for the keys it knows; the other keys (bar
- * dispersion_ev, which is the energy axis' scale) go to original_metadata as
- * strings, with '.' and '/' (path separators to HyperSpy and HDF5) as '_'. */
+ * dispersion_ev, which is the energy axis' scale, and the provenance keys) go
+ * to original_metadata as strings, with '.' and '/' (path separators to HyperSpy and HDF5) as '_'. */
 static eelsvae_status write_metadata(const hspy_writer *w)
 {
     const eelsvae_signal *s = w->s;
@@ -1243,6 +1272,10 @@ static eelsvae_status write_metadata(const hspy_writer *w)
         double number = 0.0;
         if (t && (!t->number || parse_number(value, &number))) {
             EVAE_TRY(put_at(w, t->group, t->attr, value, t->number ? &number : NULL));
+            continue;
+        }
+        if (is_provenance_key(key)) {
+            EVAE_TRY(put_at(w, "metadata/Provenance", key + strlen(PROVENANCE_PREFIX), value, NULL));
             continue;
         }
         char *name = NULL;
