@@ -1286,24 +1286,15 @@ static void test_options_fit_tile(void **state)
     eelsvae_model *m = NULL;
     assert_ok(eelsvae_model_create(&o, 1, &m));
     eelsvae_model_free(m);
-    assert_ok(fit_fast(6, 49, 0, NAN, NAN, &o));
-    assert_int_equal(o.tile, 4);
-    /* a scan as large as the tile keeps it; 13 × 17 gives 12 */
-    assert_ok(fit_fast(24, 24, 0, NAN, NAN, &o));
-    assert_int_equal(o.tile, 24);
-    assert_ok(fit_fast(200, 300, 0, NAN, NAN, &o));
-    assert_int_equal(o.tile, 24);
-    assert_ok(fit_fast(13, 17, 0, NAN, NAN, &o));
-    assert_int_equal(o.tile, 12);
-    assert_ok(fit_fast(23, 23, 0, NAN, NAN, &o));
-    assert_int_equal(o.tile, 20);
-    /* a tile asked for (as --tile gives): the most it may be */
-    assert_ok(fit_fast(49, 6, 8, NAN, NAN, &o));
-    assert_int_equal(o.tile, 4);
-    assert_ok(fit_fast(24, 24, 8, NAN, NAN, &o));
-    assert_int_equal(o.tile, 8);
-    assert_ok(fit_fast(24, 24, 4, NAN, NAN, &o));
-    assert_int_equal(o.tile, 4);
+    /* {ny, nx, tile asked (0: the preset's 24, as --tile gives it), expected}:
+     * the largest multiple of 4 up to the tile asked that fits both sides */
+    static const size_t cases[][4] = {{6, 49, 0, 4},   {24, 24, 0, 24}, {200, 300, 0, 24}, {13, 17, 0, 12},
+                                      {23, 23, 0, 20}, {49, 6, 8, 4},   {24, 24, 8, 8},    {24, 24, 4, 4}};
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const size_t *c = cases[k];
+        assert_ok(fit_fast(c[0], c[1], c[2], NAN, NAN, &o));
+        if (o.tile != c[3]) fail_msg("%zu × %zu, tile %zu asked: got %zu, expected %zu", c[0], c[1], c[2], o.tile, c[3]);
+    }
     /* narrower than the smallest tile: DIMENSION naming the smallest scan */
     assert_status(fit_fast(3, 40, 0, NAN, NAN, &o), EELSVAE_ERR_DIMENSION);
     assert_non_null(strstr(eelsvae_last_error(), "4 × 4"));
