@@ -39,33 +39,34 @@ unsigned cli_parse_map_formats(const char *option, const char *text)
     return formats;
 }
 
-/* The provenance as "key: value" lines (the TIFF's Info) or metadata keys. */
+/* What a map is and how it was made. */
 typedef struct map_info {
     const cli_provenance *p;
     const char *title;
     double threshold;
 } map_info;
 
-static void describe(const map_info *m, size_t k, const char **key, const char **value, char *buf, size_t size)
+/* The provenance as name/value pairs: metadata keys "provenance.NAME" of a
+ * signal, "NAME: value" lines of a TIFF's Info. A value may be NULL (no model). */
+enum { PROVENANCE_ENTRIES = 8 };
+typedef struct map_provenance {
+    const char *name[PROVENANCE_ENTRIES], *value[PROVENANCE_ENTRIES];
+    char threshold[32], software[64];
+} map_provenance;
+
+static void provenance_of(const map_info *m, map_provenance *out)
 {
-    static const char *const keys[] = {"provenance.source", "provenance.method", "provenance.model",
-                                       "provenance.energy_range", "provenance.score", "provenance.threshold_rule",
-                                       "provenance.threshold", "provenance.software"};
-    const char *v = NULL;
-    switch (k) {
-    case 0: v = m->p->source; break;
-    case 1: v = m->p->method; break;
-    case 2: v = m->p->model; break;
-    case 3: v = m->p->range; break;
-    case 4: v = "Pearson correlation of spectrum and reconstruction over the energy range; low = anomalous"; break;
-    case 5: v = "otsu"; break;
-    case 6: snprintf(buf, size, "%.9g", m->threshold); v = buf; break;
-    default: snprintf(buf, size, "libeelsvae %s", eelsvae_version_string()); v = buf; break;
-    }
-    *key = keys[k];
-    *value = v;
+    snprintf(out->threshold, sizeof out->threshold, "%.9g", m->threshold);
+    snprintf(out->software, sizeof out->software, "libeelsvae %s", eelsvae_version_string());
+    const char *names[PROVENANCE_ENTRIES] = {"source", "method", "model", "energy_range", "score", "threshold_rule",
+                                             "threshold", "software"};
+    const char *values[PROVENANCE_ENTRIES] = {
+        m->p->source, m->p->method, m->p->model, m->p->range,
+        "Pearson correlation of spectrum and reconstruction over the energy range; low = anomalous", "otsu",
+        out->threshold, out->software};
+    memcpy(out->name, names, sizeof names);
+    memcpy(out->value, values, sizeof values);
 }
-enum { PROVENANCE_KEYS = 8 };
 
 static eelsvae_signal *map_signal(const void *map, eelsvae_dtype dtype, const eelsvae_cube *like, const map_info *m)
 {
@@ -83,11 +84,12 @@ static eelsvae_signal *map_signal(const void *map, eelsvae_dtype dtype, const ee
         cli_check(eelsvae_signal_set_axis(s, (size_t)d, offset, scale, names[d], units, 0), "map axes");
     }
     cli_check(eelsvae_signal_metadata_set(s, "title", m->title), "map title");
-    char buf[64];
-    for (size_t k = 0; k < PROVENANCE_KEYS; k++) {
-        const char *key = NULL, *value = NULL;
-        describe(m, k, &key, &value, buf, sizeof buf);
-        if (value) cli_check(eelsvae_signal_metadata_set(s, key, value), "map provenance");
+    map_provenance p;
+    provenance_of(m, &p);
+    for (size_t k = 0; k < PROVENANCE_ENTRIES; k++) {
+        char key[64];
+        snprintf(key, sizeof key, "provenance.%s", p.name[k]);
+        if (p.value[k]) cli_check(eelsvae_signal_metadata_set(s, key, p.value[k]), "map provenance");
     }
     return s;
 }
@@ -102,12 +104,10 @@ static void save_tiff(const char *path, const float *map, const eelsvae_cube *li
     cli_check(eelsvae_cube_axis(like, EELSVAE_AXIS_X, NULL, &sx, NULL), "map axes");
     cli_text t = {0};
     cli_text_printf(&t, "title: %s\n", m->title);
-    char buf[64];
-    for (size_t k = 0; k < PROVENANCE_KEYS; k++) {
-        const char *key = NULL, *value = NULL;
-        describe(m, k, &key, &value, buf, sizeof buf);
-        if (value) cli_text_printf(&t, "%s: %s\n", key + strlen("provenance."), value);
-    }
+    map_provenance p;
+    provenance_of(m, &p);
+    for (size_t k = 0; k < PROVENANCE_ENTRIES; k++)
+        if (p.value[k]) cli_text_printf(&t, "%s: %s\n", p.name[k], p.value[k]);
     int rc = cli_write_tiff(path, map, ny, nx, sy, sx, units, t.s);
     cli_text_free(&t);
     if (rc != 0) cli_fail("could not write %s", path);
