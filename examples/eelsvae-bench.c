@@ -21,7 +21,7 @@
 #define WIN_HI 730.0
 #define BG_LO 750.0 /* background-only region past the edges, eV */
 #define BG_HI 820.0
-#define OTSU_BINS 256
+#define OTSU_RULE "otsu:256" /* the paper's threshold: Otsu over 256 bins, as scikit-image */
 #define HIST_BINS 80
 
 static void usage(void)
@@ -335,7 +335,7 @@ static void region_fidelity(const eelsvae_cube *truth, const eelsvae_cube *recon
     size_t ny = 0, nx = 0, ne = 0, first = 0, count = 0;
     eelsvae_cube_shape(truth, &ny, &nx, &ne);
     cli_check(eelsvae_cube_energy_window(truth, lo, hi, &first, &count), "fidelity region");
-    cli_detection d = cli_score(truth, recon, lo, hi, OTSU_BINS, NULL);
+    cli_detection d = cli_score(truth, recon, lo, hi, OTSU_RULE, NULL);
     const float *t = eelsvae_cube_data_const(truth), *r = eelsvae_cube_data_const(recon);
     double sum_pcc = 0, sq = 0;
     for (size_t p = 0; p < ny * nx; p++) {
@@ -492,7 +492,7 @@ static void detect_vae(bench *b, const eelsvae_cube *injected, const injection *
     eelsvae_cube *prep = NULL, *recon = NULL;
     cli_check(eelsvae_model_prepare(b->model, injected, &prep), "preparing the injected SI");
     cli_check(eelsvae_model_reconstruct(b->model, prep, b->a.recon_stride, &recon), "VAE reconstruction");
-    cli_detection d = cli_score(prep, recon, WIN_LO, WIN_HI, OTSU_BINS, NULL);
+    cli_detection d = cli_score(prep, recon, WIN_LO, WIN_HI, OTSU_RULE, NULL);
     add_row(b, BENCH_VAE, in, &d);
     if (featured) {
         b->fig.det[0] = d;
@@ -510,7 +510,7 @@ static void detect_pca(bench *b, const eelsvae_cube *injected, const injection *
     eelsvae_cube *pp = preprocess_fixed(b, injected);
     for (int m = BENCH_PCA3; m <= BENCH_PCA5; m++) {
         eelsvae_cube *recon = pca_reconstruct(pp, (size_t)(m - BENCH_PCA3 + 3));
-        cli_detection d = cli_score(pp, recon, WIN_LO, WIN_HI, OTSU_BINS, NULL);
+        cli_detection d = cli_score(pp, recon, WIN_LO, WIN_HI, OTSU_RULE, NULL);
         add_row(b, m, in, &d);
         if (featured && m == BENCH_PCA4) {
             b->fig.det[1] = d;

@@ -6,6 +6,7 @@
 #include "core/core.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -892,6 +893,173 @@ static void test_otsu_against_skimage_edge_cases(void **state)
         }
 }
 
+/* ---- threshold rules ------------------------------------------------------------- */
+
+static eelsvae_threshold_rule parsed(const char *text)
+{
+    eelsvae_threshold_rule r = {.struct_size = sizeof r};
+    assert_ok(eelsvae_threshold_rule_parse(text, &r));
+    return r;
+}
+
+static void test_threshold_rule_parse(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        eelsvae_threshold_kind kind;
+        double parameter;
+    } good[] = {{"otsu", EELSVAE_THRESHOLD_OTSU, 0},
+                {"otsu:128", EELSVAE_THRESHOLD_OTSU, 128},
+                {"value:0.9", EELSVAE_THRESHOLD_VALUE, 0.9},
+                {"value:-2e-3", EELSVAE_THRESHOLD_VALUE, -2e-3},
+                {"contamination:0.01", EELSVAE_THRESHOLD_CONTAMINATION, 0.01},
+                {"contamination:0.5", EELSVAE_THRESHOLD_CONTAMINATION, 0.5},
+                {"fdr:0.01", EELSVAE_THRESHOLD_FDR, 0.01}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        eelsvae_threshold_rule r = parsed(good[i].text);
+        assert_int_equal(r.kind, good[i].kind);
+        assert_true(r.parameter == good[i].parameter);
+    }
+    /* each refusal names the rule and says what is wanted */
+    static const char *const bad[][2] = {{"fdr", "needs a number"},       {"fdr:0", "0 < Q < 1"},
+                                         {"fdr:1", "0 < Q < 1"},          {"fdr:0.01x", "not a number"},
+                                         {"contamination:0.6", "0 < F"},  {"contamination:0", "0 < F"},
+                                         {"value:nan", "finite"},         {"otsu:1", "2 … 65536"},
+                                         {"otsu:2.5", "whole number"},    {"triangle", "otsu, value:X"},
+                                         {"", "otsu, value:X"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        eelsvae_threshold_rule r = {.struct_size = sizeof r};
+        assert_status(eelsvae_threshold_rule_parse(bad[i][0], &r), EELSVAE_ERR_INVALID_ARGUMENT);
+        if (!strstr(eelsvae_last_error(), bad[i][1]) || !strstr(eelsvae_last_error(), "eelsvae_threshold_rule_parse"))
+            fail_msg("\"%s\": message \"%s\" does not say \"%s\"", bad[i][0], eelsvae_last_error(), bad[i][1]);
+    }
+    /* a caller's struct that ends before parameter gets only its kind */
+    struct {
+        eelsvae_threshold_rule r;
+        unsigned char canary[16];
+    } box;
+    memset(&box, 0xA5, sizeof box);
+    box.r.struct_size = offsetof(eelsvae_threshold_rule, parameter);
+    assert_ok(eelsvae_threshold_rule_parse("fdr:0.05", &box.r));
+    assert_int_equal(box.r.kind, EELSVAE_THRESHOLD_FDR);
+    const unsigned char *bytes = (const unsigned char *)&box;
+    for (size_t i = offsetof(eelsvae_threshold_rule, parameter); i < sizeof box; i++) assert_int_equal(bytes[i], 0xA5);
+}
+
+/* Flagged pixels of a map under a rule. */
+static size_t flagged_by(const float *scores, size_t n, eelsvae_direction dir, const char *rule, double *threshold)
+{
+    eelsvae_threshold_rule r = parsed(rule);
+    assert_ok(eelsvae_threshold_select(scores, n, dir, &r, threshold));
+    uint8_t *mask = malloc(n);
+    assert_non_null(mask);
+    assert_ok(eelsvae_threshold_mask(scores, n, *threshold, dir, mask));
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) count += mask[i];
+    free(mask);
+    return count;
+}
+
+static void test_threshold_value_and_contamination(void **state)
+{
+    (void)state;
+    float s[100];
+    for (size_t i = 0; i < 100; i++) s[i] = (float)((i * 37) % 100); /* 0 … 99, shuffled */
+    double t = 0;
+    assert_int_equal(flagged_by(s, 100, EELSVAE_ANOMALOUS_BELOW, "value:9.5", &t), 10); /* 0 … 9 */
+    assert_true(t == 9.5);
+    /* ⌈0.05 · 100⌉ = 5 most anomalous: 0 … 4 below, 95 … 99 above */
+    assert_int_equal(flagged_by(s, 100, EELSVAE_ANOMALOUS_BELOW, "contamination:0.05", &t), 5);
+    assert_true(t == 4.0);
+    assert_int_equal(flagged_by(s, 100, EELSVAE_ANOMALOUS_ABOVE, "contamination:0.05", &t), 5);
+    assert_true(t < 95.0 && t > 94.0);
+    /* ⌈0.001 · 100⌉ = 1: one pixel, never none */
+    assert_int_equal(flagged_by(s, 100, EELSVAE_ANOMALOUS_BELOW, "contamination:0.001", &t), 1);
+    /* ties: every score as anomalous as the k-th is flagged */
+    float tied[6] = {1, 1, 1, 5, 6, 7};
+    assert_int_equal(flagged_by(tied, 6, EELSVAE_ANOMALOUS_BELOW, "contamination:0.2", &t), 3);
+    /* otsu through the rule is eelsvae_otsu_threshold */
+    double direct = 0;
+    assert_ok(eelsvae_otsu_threshold(s, 100, 256, &direct));
+    flagged_by(s, 100, EELSVAE_ANOMALOUS_BELOW, "otsu", &t);
+    assert_true(t == direct);
+}
+
+static void test_score_p_values(void **state)
+{
+    (void)state;
+    /* 0 … 10: median 5; |s − 5| = 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, MAD 3; spread 1.4826 · 3 */
+    float s[11];
+    for (int i = 0; i <= 10; i++) s[i] = (float)i;
+    double p[11];
+    assert_ok(eelsvae_score_p_values(s, 11, EELSVAE_ANOMALOUS_BELOW, p, 11));
+    double spread = 1.4826 * 3.0;
+    for (int i = 0; i <= 10; i++) assert_close(p[i], 0.5 * erfc((5.0 - i) / spread / sqrt(2.0)), 1e-12, 0);
+    assert_close(p[0], 0.1305, 2e-4, 0); /* Φ(−5 / 4.4478) = Φ(−1.124), from a table */
+    assert_close(p[5], 0.5, 1e-12, 0);
+    assert_ok(eelsvae_score_p_values(s, 11, EELSVAE_ANOMALOUS_ABOVE, p, 11));
+    assert_close(p[10], 0.1305, 2e-4, 0);
+    assert_status(eelsvae_score_p_values(s, 11, EELSVAE_ANOMALOUS_BELOW, p, 10), EELSVAE_ERR_DIMENSION);
+    float flat[5] = {1, 1, 1, 2, 3};
+    assert_status(eelsvae_score_p_values(flat, 5, EELSVAE_ANOMALOUS_BELOW, p, 5), EELSVAE_ERR_NUMERIC);
+    s[3] = NAN;
+    assert_status(eelsvae_score_p_values(s, 11, EELSVAE_ANOMALOUS_BELOW, p, 11), EELSVAE_ERR_NUMERIC);
+}
+
+/* Benjamini–Hochberg against a naive oracle, and what it does with and
+ * without anomalies: a normal bulk alone flags nothing, where Otsu always
+ * splits. */
+static double normal_quantile(double u) /* bisection on erfc: slow, exact enough */
+{
+    double lo = -10, hi = 10;
+    for (int i = 0; i < 200; i++) {
+        double mid = 0.5 * (lo + hi);
+        if (0.5 * erfc(-mid / sqrt(2.0)) < u) lo = mid;
+        else hi = mid;
+    }
+    return 0.5 * (lo + hi);
+}
+
+static void test_threshold_fdr(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    static float s[N];
+    /* a bulk of PCC 0.98 ± 0.005, exactly normal quantiles, shuffled */
+    for (size_t i = 0; i < N; i++) s[(i * 617) % N] = (float)(0.98 + 0.005 * normal_quantile((i + 0.5) / N));
+    double t = 0;
+    assert_int_equal(flagged_by(s, N, EELSVAE_ANOMALOUS_BELOW, "fdr:0.01", &t), 0);
+    assert_true(isinf(t) && t < 0);
+    assert_true(flagged_by(s, N, EELSVAE_ANOMALOUS_BELOW, "otsu", &t) > 100); /* Otsu splits it anyway */
+
+    /* 20 anomalous pixels at PCC 0.8 … 0.9: found, and nothing else at 1 % */
+    for (size_t i = 0; i < 20; i++) s[i * 50] = (float)(0.8 + 0.005 * (double)i);
+    size_t got = flagged_by(s, N, EELSVAE_ANOMALOUS_BELOW, "fdr:0.01", &t);
+    assert_int_equal(got, 20);
+    /* the naive oracle: sort the p-values, largest k with p_(k) ≤ k·Q/n */
+    static double p[N];
+    assert_ok(eelsvae_score_p_values(s, N, EELSVAE_ANOMALOUS_BELOW, p, N));
+    for (size_t i = 1; i < N; i++) /* insertion sort: the oracle shares no code with the library */
+        for (size_t j = i; j > 0 && p[j - 1] > p[j]; j--) {
+            double x = p[j];
+            p[j] = p[j - 1];
+            p[j - 1] = x;
+        }
+    static const double rates[] = {0.001, 0.01, 0.05, 0.2};
+    for (size_t r = 0; r < 4; r++) {
+        size_t k = 0;
+        for (size_t i = N; i > 0 && !k; i--)
+            if (p[i - 1] <= (double)i * rates[r] / N) k = i;
+        char rule[32];
+        snprintf(rule, sizeof rule, "fdr:%g", rates[r]);
+        assert_int_equal(flagged_by(s, N, EELSVAE_ANOMALOUS_BELOW, rule, &t), k);
+    }
+    /* the same map as a distance (anomalous above) flags the same pixels */
+    for (size_t i = 0; i < N; i++) s[i] = 1.0f - s[i];
+    assert_int_equal(flagged_by(s, N, EELSVAE_ANOMALOUS_ABOVE, "fdr:0.01", &t), 20);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -899,6 +1067,10 @@ int main(void)
         cmocka_unit_test(test_pcc_by_hand),
         cmocka_unit_test(test_pcc_window_only),
         cmocka_unit_test(test_default_window_is_whole_axis),
+        cmocka_unit_test(test_threshold_rule_parse),
+        cmocka_unit_test(test_threshold_value_and_contamination),
+        cmocka_unit_test(test_score_p_values),
+        cmocka_unit_test(test_threshold_fdr),
         cmocka_unit_test(test_mse_and_angle_by_hand),
         cmocka_unit_test(test_degenerate_cases),
         cmocka_unit_test(test_score_deterministic_across_threads),

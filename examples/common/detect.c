@@ -43,7 +43,7 @@ unsigned cli_parse_map_formats(const char *option, const char *text)
 typedef struct map_info {
     const cli_provenance *p;
     const char *title;
-    double threshold;
+    const cli_detection *d;
 } map_info;
 
 /* The provenance as name/value pairs: metadata keys "provenance.NAME" of a
@@ -56,13 +56,13 @@ typedef struct map_provenance {
 
 static void provenance_of(const map_info *m, map_provenance *out)
 {
-    snprintf(out->threshold, sizeof out->threshold, "%.9g", m->threshold);
+    snprintf(out->threshold, sizeof out->threshold, "%.9g", m->d->threshold);
     snprintf(out->software, sizeof out->software, "libeelsvae %s", eelsvae_version_string());
     const char *names[PROVENANCE_ENTRIES] = {"source", "method", "model", "energy_range", "score", "threshold_rule",
                                              "threshold", "software"};
     const char *values[PROVENANCE_ENTRIES] = {
         m->p->source, m->p->method, m->p->model, m->p->range,
-        "Pearson correlation of spectrum and reconstruction over the energy range; low = anomalous", "otsu",
+        "Pearson correlation of spectrum and reconstruction over the energy range; low = anomalous", m->d->rule,
         out->threshold, out->software};
     memcpy(out->name, names, sizeof names);
     memcpy(out->value, values, sizeof values);
@@ -142,7 +142,7 @@ static void save_map(const char *out_dir, const char *name, const void *map, eel
 
 static void save_maps(const char *out_dir, const cli_detection *d, const eelsvae_cube *like, const cli_provenance *p)
 {
-    map_info score = {p, "PCC score", d->threshold}, mask = {p, "anomaly mask", d->threshold};
+    map_info score = {p, "PCC score", d}, mask = {p, "anomaly mask", d};
     save_map(out_dir, "score", d->score, EELSVAE_DTYPE_FLOAT32, like, &score);
     save_map(out_dir, "mask", d->mask, EELSVAE_DTYPE_UINT8, like, &mask);
     /* PCC maps crowd near 1: stretch the colours over the values present. */
@@ -150,10 +150,20 @@ static void save_maps(const char *out_dir, const cli_detection *d, const eelsvae
         fprintf(stderr, "%s: built without libpng: no heatmap.png\n", cli_prog());
 }
 
+const char *cli_threshold_rule(const char *option, const char *text)
+{
+    eelsvae_threshold_rule rule = {.struct_size = sizeof rule};
+    if (eelsvae_threshold_rule_parse(text, &rule) != EELSVAE_OK) cli_usage_error("%s: %s", option, eelsvae_last_error());
+    return text;
+}
+
 cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo, double win_hi,
-                        size_t bins, size_t *degenerate)
+                        const char *rule_text, size_t *degenerate)
 {
     cli_detection d = {0};
+    eelsvae_threshold_rule rule = {.struct_size = sizeof rule};
+    cli_check(eelsvae_threshold_rule_parse(rule_text, &rule), "threshold rule");
+    snprintf(d.rule, sizeof d.rule, "%s", rule_text);
     eelsvae_cube_shape(input, &d.ny, &d.nx, NULL);
     size_t n = d.ny * d.nx;
     d.score = malloc(n * sizeof *d.score);
@@ -169,21 +179,22 @@ cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, do
     size_t constant = 0;
     cli_check(eelsvae_scorer_score(scorer, input, recon, d.score, n, &constant), "scoring");
     if (degenerate) *degenerate = constant;
-    cli_check(eelsvae_otsu_threshold(d.score, n, bins, &d.threshold), "Otsu threshold");
-    cli_check(eelsvae_threshold_mask(d.score, n, d.threshold, eelsvae_scorer_direction(scorer), d.mask), "mask");
+    eelsvae_direction direction = eelsvae_scorer_direction(scorer);
+    cli_check(eelsvae_threshold_select(d.score, n, direction, &rule, &d.threshold), "threshold");
+    cli_check(eelsvae_threshold_mask(d.score, n, d.threshold, direction, d.mask), "mask");
     eelsvae_scorer_free(scorer);
     for (size_t i = 0; i < n; i++) d.flagged += d.mask[i];
     return d;
 }
 
 cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
-                         double win_hi, size_t bins, const cli_provenance *provenance)
+                         double win_hi, const char *rule, const cli_provenance *provenance)
 {
     size_t degenerate = 0;
-    cli_detection d = cli_score(input, recon, win_lo, win_hi, bins, &degenerate);
+    cli_detection d = cli_score(input, recon, win_lo, win_hi, rule, &degenerate);
     if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
     save_maps(out_dir, &d, input, provenance);
-    printf("threshold %.6f\nflagged %zu of %zu pixels\n", d.threshold, d.flagged, d.ny * d.nx);
+    printf("threshold %.6f (%s)\nflagged %zu of %zu pixels\n", d.threshold, d.rule, d.flagged, d.ny * d.nx);
     return d;
 }
 

@@ -13,15 +13,29 @@ typedef struct cli_detection {
     size_t ny, nx;
     float *score;     /* ny·nx PCC values */
     uint8_t *mask;    /* ny·nx, 1 = anomalous */
-    double threshold; /* Otsu's */
+    double threshold; /* the rule's (±∞ when it flags nothing) */
     size_t flagged;   /* pixels in the mask */
+    char rule[64];    /* the threshold rule, as given ("otsu", "fdr:0.01", …) */
 } cli_detection;
 
+/* A --threshold RULE checked (eelsvae_threshold_rule_parse); a usage error
+ * naming `option` otherwise. Returns `text`. */
+const char *cli_threshold_rule(const char *option, const char *text);
+
+/* The help lines of --threshold (ends in "\n"). */
+#define CLI_THRESHOLD_HELP \
+    "  --threshold RULE        how pixels are flagged: otsu (Otsu's split, the\n" \
+    "                          paper's; otsu:BINS, default 256 bins), fdr:Q\n" \
+    "                          (Benjamini-Hochberg at false-discovery rate Q over\n" \
+    "                          p-values against the map's own bulk: median and MAD),\n" \
+    "                          contamination:F (the fraction F most anomalous) or\n" \
+    "                          value:X (a fixed score); default otsu\n"
+
 /* Score input against recon by PCC over [win_lo, win_hi] and threshold
- * with Otsu, writing nothing; *degenerate (may be NULL) counts the pixels
+ * by the rule (cli_threshold_rule), writing nothing; *degenerate (may be NULL) counts the pixels
  * whose spectrum was constant in the window. */
 cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo, double win_hi,
-                        size_t bins, size_t *degenerate);
+                        const char *rule, size_t *degenerate);
 
 /* Precision, recall, F1, IoU of d's mask against the truth, with ROC-AUC and
  * PR-AUC of its scores (NaN when the truth has only one class). */
@@ -57,7 +71,7 @@ unsigned cli_parse_map_formats(const char *option, const char *text);
  * write DIR/score.EXT, DIR/mask.EXT (as cli_set_map_formats() chose) and
  * DIR/heatmap.png (the map enlarged, a colour bar, flagged pixels outlined). */
 cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
-                         double win_hi, size_t bins, const cli_provenance *provenance);
+                         double win_hi, const char *rule, const cli_provenance *provenance);
 
 /* Compare with the truth mask at truth_path: print the metrics and write
  * DIR/metrics.json, labelled with `method` (undefined metrics are null). */

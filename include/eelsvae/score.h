@@ -153,6 +153,81 @@ EELSVAE_API eelsvae_status eelsvae_otsu_threshold(const float *scores, size_t n,
 EELSVAE_API eelsvae_status eelsvae_threshold_mask(const float *scores, size_t n, double threshold,
                                                   eelsvae_direction direction, uint8_t *mask);
 
+/** How a threshold is chosen. @since 0.1.0 */
+typedef enum eelsvae_threshold_kind {
+    EELSVAE_THRESHOLD_OTSU = 0,          /**< Otsu's split of the score histogram (the paper's); parameter:
+                                              bins, 0 for 256. Always splits, anomalies or not. */
+    EELSVAE_THRESHOLD_VALUE = 1,         /**< A fixed score; parameter: the score. */
+    EELSVAE_THRESHOLD_CONTAMINATION = 2, /**< The ⌈F · n⌉ most anomalous pixels (more where scores tie), as
+                                              PyOD's detectors take a contamination; parameter: F in (0, 0.5]. */
+    EELSVAE_THRESHOLD_FDR = 3            /**< Benjamini–Hochberg at rate Q over the p-values of
+                                              eelsvae_score_p_values(); parameter: Q in (0, 1). */
+} eelsvae_threshold_kind;
+
+/**
+ * @brief A threshold rule: a kind and its parameter.
+ *        eelsvae_threshold_rule_parse() reads the programs' spelling.
+ * @since 0.1.0
+ */
+typedef struct eelsvae_threshold_rule {
+    size_t struct_size;          /**< sizeof(eelsvae_threshold_rule); set by the caller. */
+    eelsvae_threshold_kind kind; /**< Which rule. */
+    double parameter;            /**< Its parameter (see ::eelsvae_threshold_kind). */
+} eelsvae_threshold_rule;
+
+/**
+ * @brief Read a rule as the programs' --threshold spells it: "otsu"
+ *        ("otsu:BINS"), "value:X", "contamination:F" or "fdr:Q".
+ * @param text The rule.
+ * @param[in,out] rule struct_size set by the caller; the fields within it are written.
+ * @return ::EELSVAE_OK or ::EELSVAE_ERR_INVALID_ARGUMENT (unknown rule, a
+ *         missing or malformed number, a parameter out of its range — the
+ *         message says which and the range).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_threshold_rule_parse(const char *text, eelsvae_threshold_rule *rule);
+
+/**
+ * @brief One-sided p-value of every pixel against the bulk of the map itself.
+ *
+ * The bulk's scores are taken as normal, with the map's median as centre
+ * and 1.4826 × the median absolute deviation as spread — estimates that a
+ * few per cent of anomalous pixels do not move. p is the chance that a
+ * bulk pixel scores at least as anomalously (below for
+ * ::EELSVAE_ANOMALOUS_BELOW). This is the reference for a model fitted on
+ * the map it scores (PCA); it assumes most of the map is bulk, and that
+ * the bulk's score does not depend on where the pixel is (a thin region
+ * with fewer counts scores lower, and gets smaller p-values).
+ * @param scores n finite scores.
+ * @param n Count, ≥ 1.
+ * @param direction Which side is anomalous.
+ * @param[out] p n p-values in [0, 1].
+ * @param p_count Length of @p p, = @p n.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION,
+ *         ::EELSVAE_ERR_NUMERIC (a non-finite score, or no spread: half the
+ *         scores equal the median).
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_score_p_values(const float *scores, size_t n, eelsvae_direction direction,
+                                                  double *p, size_t p_count);
+
+/**
+ * @brief The threshold a rule chooses for a score map; eelsvae_threshold_mask()
+ *        then flags the pixels.
+ *
+ * Where the rule flags nothing (an FDR rule and no pixel significant) the
+ * threshold is −∞ (::EELSVAE_ANOMALOUS_BELOW) or +∞.
+ * @param scores n finite scores.
+ * @param n Count, ≥ 1.
+ * @param direction Which side is anomalous.
+ * @param rule The rule.
+ * @param[out] threshold The threshold.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NUMERIC, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_threshold_select(const float *scores, size_t n, eelsvae_direction direction,
+                                                    const eelsvae_threshold_rule *rule, double *threshold);
+
 /**
  * @brief Agreement of a predicted mask with the truth.
  *

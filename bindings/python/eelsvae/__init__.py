@@ -22,8 +22,8 @@ from .model import MemoryEstimate, Model, TrainProgress, estimate_memory, fit_mo
 from .options import (ConvLayer, ModelOptions, PcaOptions, PreprocessOptions, ScorerOptions, SynthOptions,
                       TrainOptions)
 from .pca import PCA
-from .score import (Detection, Edge, Metrics, Scorer, detect, edge, edges, metrics, otsu_threshold, pr_auc,
-                    roc_auc, score_histogram, threshold_mask)
+from .score import (Detection, Edge, Metrics, Scorer, detect, edge, edges, metrics, otsu_threshold, p_values,
+                    pr_auc, roc_auc, score_histogram, threshold, threshold_mask)
 from .signal import Signal, SignalAxis, detect_format, file_signals, format_supported
 
 __version__ = "0.1.0"
@@ -34,9 +34,9 @@ __all__ = [
     "Preset", "PreprocessOptions", "ScoreKind", "Scorer", "ScorerOptions", "Signal", "SignalAxis", "Status",
     "SynthOptions", "TrainOptions", "TrainProgress", "detect", "detect_format", "disk_mask", "edge", "edges",
     "estimate_memory", "file_signals", "fit_model_options", "format_supported", "library_path", "load",
-    "metrics", "otsu_threshold", "pr_auc",
+    "metrics", "otsu_threshold", "p_values", "pr_auc",
     "roc_auc", "score_histogram", "set_log_callback", "set_threads", "synthesize", "threads",
-    "threshold_mask", "tiling", "to_hyperspy", "version", "version_number",
+    "threshold", "threshold_mask", "tiling", "to_hyperspy", "version", "version_number",
 ]
 
 

@@ -185,6 +185,15 @@ class EdgeStruct(Structure):
     ]
 
 
+class ThresholdRuleStruct(Structure):
+    """Mirror of ``eelsvae_threshold_rule`` (score.h); struct_size is set by the caller."""
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("kind", c_enum),
+        ("parameter", c_double),
+    ]
+
+
 class MemoryEstimateStruct(Structure):
     """Mirror of ``eelsvae_memory_estimate`` (model.h)."""
     _fields_ = [
@@ -256,6 +265,7 @@ STRUCTS = {
     "eelsvae_metrics": MetricsStruct,
     "eelsvae_conv_spec": ConvSpec,
     "eelsvae_edge": EdgeStruct,
+    "eelsvae_threshold_rule": ThresholdRuleStruct,
     "eelsvae_model_options": ModelOptions,
     "eelsvae_memory_estimate": MemoryEstimateStruct,
     "eelsvae_train_progress": TrainProgressStruct,
@@ -343,6 +353,9 @@ FUNCTIONS = {
     "eelsvae_scorer_score": (STATUS, [ScorerP, CubeP, CubeP, P_float, c_size_t, P_size]),
     "eelsvae_otsu_threshold": (STATUS, [P_float, c_size_t, c_size_t, P_double]),
     "eelsvae_threshold_mask": (STATUS, [P_float, c_size_t, c_double, c_enum, P_u8]),
+    "eelsvae_threshold_rule_parse": (STATUS, [c_char_p, POINTER(ThresholdRuleStruct)]),
+    "eelsvae_threshold_select": (STATUS, [P_float, c_size_t, c_enum, POINTER(ThresholdRuleStruct), P_double]),
+    "eelsvae_score_p_values": (STATUS, [P_float, c_size_t, c_enum, P_double, c_size_t]),
     "eelsvae_metrics_compute": (STATUS, [P_u8, P_u8, c_size_t, POINTER(MetricsStruct)]),
     "eelsvae_roc_auc": (STATUS, [P_float, P_u8, c_size_t, c_enum, P_double]),
     "eelsvae_pr_auc": (STATUS, [P_float, P_u8, c_size_t, c_enum, P_double]),

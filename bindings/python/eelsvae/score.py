@@ -10,12 +10,13 @@ import numpy as np
 
 from . import _lib
 from ._array import Handle, float32_buffer, fptr, mask_buffer, u8ptr
-from ._lib import lib
+from ._lib import ThresholdRuleStruct, lib
 from .cube import Cube, _options, as_cube
 from .enums import Direction
 from .options import ScorerOptions
 
-__all__ = ["Scorer", "Metrics", "Detection", "Edge", "edge", "edges", "otsu_threshold", "threshold_mask",
+__all__ = ["Scorer", "Metrics", "Detection", "Edge", "edge", "edges", "otsu_threshold", "threshold", "p_values",
+           "threshold_mask",
            "metrics", "roc_auc", "pr_auc", "score_histogram", "detect"]
 
 
@@ -157,6 +158,29 @@ def otsu_threshold(scores, bins=256):
     out = c_double()
     lib.eelsvae_otsu_threshold(fptr(s), s.size, bins, byref(out))
     return out.value
+
+
+def threshold(scores, rule="otsu", direction="below"):
+    """The threshold a rule chooses for scores (any shape), as the programs' ``--threshold``:
+    ``"otsu"`` (``"otsu:BINS"``), ``"fdr:Q"`` (Benjamini–Hochberg over :func:`p_values`),
+    ``"contamination:F"`` (the fraction F most anomalous) or ``"value:X"``.
+    ``-inf``/``inf`` when the rule flags nothing."""
+    s = float32_buffer(scores).reshape(-1)
+    r = ThresholdRuleStruct(struct_size=ctypes.sizeof(ThresholdRuleStruct))
+    lib.eelsvae_threshold_rule_parse(rule.encode(), byref(r))
+    out = c_double()
+    lib.eelsvae_threshold_select(fptr(s), s.size, int(Direction.coerce(direction)), byref(r), byref(out))
+    return out.value
+
+
+def p_values(scores, direction="below"):
+    """One-sided p-value of every score (the shape of ``scores``) against a robust normal fit of
+    the map's own bulk (median, 1.4826 × MAD): the chance a bulk pixel scores as anomalously."""
+    s = float32_buffer(scores)
+    out = np.empty(s.shape, np.float64)
+    lib.eelsvae_score_p_values(fptr(s), s.size, int(Direction.coerce(direction)),
+                               out.ctypes.data_as(ctypes.POINTER(c_double)), out.size)
+    return out
 
 
 def threshold_mask(scores, threshold, direction):

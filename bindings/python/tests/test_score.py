@@ -238,3 +238,37 @@ def test_detect_with_pca_finds_injected_anomalies():
     assert result.roc_auc(truth) > 0.95
     m = result.metrics(truth)
     assert m.recall > 0.8 and m.precision > 0.8
+
+
+def test_threshold_rules_as_the_programs_spell_them():
+    scores = np.arange(100, dtype=np.float32)[::-1].copy()
+    assert eelsvae.threshold(scores, "value:9.5") == 9.5
+    t = eelsvae.threshold(scores, "contamination:0.05")        # the 5 lowest: 0 … 4
+    assert eelsvae.threshold_mask(scores, t, "below").sum() == 5
+    t = eelsvae.threshold(scores, "contamination:0.05", direction="above")
+    assert set(np.flatnonzero(eelsvae.threshold_mask(scores, t, "above"))) == set(range(5))  # 99 … 95
+    assert eelsvae.threshold(scores, "otsu") == eelsvae.otsu_threshold(scores)
+    with pytest.raises(eelsvae.EelsvaeError) as info:
+        eelsvae.threshold(scores, "fdr:1.5")
+    assert "0 < Q < 1" in info.value.message
+
+
+def test_fdr_flags_nothing_in_a_normal_bulk_and_finds_outliers(rng):
+    from scipy.stats import norm
+    bulk = (0.98 + 0.005 * norm.ppf((np.arange(2000) + 0.5) / 2000)).astype(np.float32)
+    rng.shuffle(bulk)
+    assert eelsvae.threshold(bulk, "fdr:0.01") == -np.inf
+    assert eelsvae.threshold_mask(bulk, eelsvae.threshold(bulk, "otsu"), "below").sum() > 200
+    scores = bulk.copy()
+    scores[:15] = np.linspace(0.85, 0.9, 15)
+    p = eelsvae.p_values(scores)
+    s64 = scores.astype(np.float64)                              # the library fits in double
+    med = np.median(s64)
+    mad = 1.4826 * np.median(np.abs(s64 - med))
+    np.testing.assert_allclose(p, norm.sf((med - s64) / mad), rtol=1e-9, atol=1e-300)
+    # Benjamini–Hochberg by hand
+    order = np.sort(p)
+    passed = np.flatnonzero(order <= np.arange(1, p.size + 1) * 0.01 / p.size)
+    k = passed[-1] + 1 if passed.size else 0
+    t = eelsvae.threshold(scores, "fdr:0.01")
+    assert eelsvae.threshold_mask(scores, t, "below").sum() == k == 15
