@@ -53,6 +53,9 @@ void evae_free(void *ptr);
 eelsvae_status evae_alloc_array(size_t n, size_t size, void **out, const char *what);
 eelsvae_status evae_alloc_zeros(size_t n, size_t size, void **out, const char *what);
 
+/* Sort n doubles ascending, in place (no NaN). */
+void evae_sort_doubles(double *v, size_t n);
+
 /* Test hook: make the N-th allocation from now fail (0 disables). */
 void evae_fail_allocation_after(unsigned long n);
 

@@ -50,6 +50,17 @@ void evae_free(void *ptr)
     free(ptr);
 }
 
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+void evae_sort_doubles(double *v, size_t n)
+{
+    qsort(v, n, sizeof *v, compare_doubles);
+}
+
 void eelsvae_free(void *ptr)
 {
     evae_free(ptr);

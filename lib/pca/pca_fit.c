@@ -793,19 +793,13 @@ static eelsvae_status residuals(const eelsvae_pca *pca, const eelsvae_cube *cube
     return EELSVAE_OK;
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The spectra whose error lies within the lowest 1 − f, as a 1 × n cube. */
 static eelsvae_status inliers(const eelsvae_cube *cube, const double *err, double f, double *sorted,
                               eelsvae_cube **out)
 {
     size_t pixels = evae_cube_pixels(cube), ne = cube->ne;
     memcpy(sorted, err, pixels * sizeof *sorted);
-    qsort(sorted, pixels, sizeof *sorted, compare_double);
+    evae_sort_doubles(sorted, pixels);
     size_t keep = pixels - (size_t)floor(f * (double)pixels);
     double limit = sorted[keep - 1];
     size_t n = 0;

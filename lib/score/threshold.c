@@ -83,16 +83,10 @@ eelsvae_status eelsvae_threshold_rule_parse(const char *text, eelsvae_threshold_
 
 /* ---- p-values ---------------------------------------------------------------------- */
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* The median of n values (sorted in place). */
 static double median_of(double *v, size_t n)
 {
-    qsort(v, n, sizeof *v, compare_double);
+    evae_sort_doubles(v, n);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -136,7 +130,7 @@ static eelsvae_status kth_most_anomalous(const float *scores, size_t n, eelsvae_
     double *v = NULL;
     EVAE_TRY(evae_alloc_array(n, sizeof *v, (void **)&v, "threshold"));
     for (size_t i = 0; i < n; i++) v[i] = direction == EELSVAE_ANOMALOUS_BELOW ? scores[i] : -(double)scores[i];
-    qsort(v, n, sizeof *v, compare_double);
+    evae_sort_doubles(v, n);
     double t = v[k - 1];
     evae_free(v);
     /* "above" flags score > threshold: the next float below the k-th score */
@@ -159,7 +153,7 @@ static eelsvae_status fdr_threshold(const float *scores, size_t n, eelsvae_direc
     eelsvae_status st = eelsvae_score_p_values(scores, n, direction, p, n);
     size_t k = 0;
     if (st == EELSVAE_OK) {
-        qsort(p, n, sizeof *p, compare_double);
+        evae_sort_doubles(p, n);
         for (size_t i = n; i > 0 && k == 0; i--)
             if (p[i - 1] <= (double)i * q / (double)n) k = i;
     }
