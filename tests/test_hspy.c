@@ -293,11 +293,13 @@ static void test_round_trip_and_cube(void **state)
     /* the programs' provenance keys go to metadata.Provenance and come back */
     assert_ok(eelsvae_signal_metadata_set(s, "provenance.source", "si.dm4"));
     assert_ok(eelsvae_signal_metadata_set(s, "provenance.threshold", "0.9125"));
+    assert_ok(eelsvae_signal_metadata_set(s, "provenance.operator_note", "any name comes back"));
     assert_ok(eelsvae_signal_save(s, tu_path("rt_prov.hspy")));
     eelsvae_signal *p = NULL;
     assert_ok(eelsvae_signal_load(tu_path("rt_prov.hspy"), &p));
     assert_string_equal(eelsvae_signal_metadata_get(p, "provenance.source"), "si.dm4");
     assert_string_equal(eelsvae_signal_metadata_get(p, "provenance.threshold"), "0.9125");
+    assert_string_equal(eelsvae_signal_metadata_get(p, "provenance.operator_note"), "any name comes back");
     assert_null(eelsvae_signal_metadata_get(p, "provenance.model")); /* none written, none read */
     eelsvae_signal_free(p);
     eelsvae_signal_free(s);

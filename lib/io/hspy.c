@@ -726,10 +726,16 @@ static eelsvae_status number_at(const hspy_reader *r, const char *obj, const cha
     return attr_number(r->exp, rel, attr, v, found);
 }
 
-/* Where a value may be: the 3.x tree first, then the 1.x one. */
-/* Keys "provenance.NAME" (how a map was made) go to metadata.Provenance.NAME. */
+/* Keys "provenance.NAME" (how a map was made) are metadata.Provenance.NAME. */
 #define PROVENANCE_PREFIX "provenance."
 
+static bool is_provenance_key(const char *key)
+{
+    size_t n = strlen(PROVENANCE_PREFIX);
+    return strncmp(key, PROVENANCE_PREFIX, n) == 0 && key[n] && !strpbrk(key + n, "./");
+}
+
+/* Where a value may be: the 3.x tree first, then the 1.x one. */
 typedef struct md_place {
     const char *obj;
     const char *attr;
@@ -856,22 +862,41 @@ static eelsvae_status set_dispersion(eelsvae_signal *s)
     return evae_signal_metadata_set_number(s, "dispersion_ev", s->axis[axis].scale);
 }
 
-/* The provenance the programs write (metadata.Provenance), back as the
- * "provenance.NAME" keys it was written from. */
+/* Every string attribute of metadata.Provenance, back as the
+ * "provenance.NAME" key write_metadata() stored it from. */
+typedef struct provenance_visit {
+    eelsvae_signal *s;
+    hid_t exp;
+    const char *group; /* metadata/Provenance, below the experiment */
+    eelsvae_status status;
+} provenance_visit;
+
+static herr_t visit_provenance(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    (void)loc;
+    (void)info;
+    provenance_visit *v = data;
+    char key[160];
+    if ((size_t)snprintf(key, sizeof key, "%s%s", PROVENANCE_PREFIX, name) >= sizeof key || !is_provenance_key(key))
+        return 0;
+    char *text = NULL;
+    v->status = attr_text(v->exp, v->group, name, &text);
+    if (v->status == EELSVAE_OK && text && *text) v->status = eelsvae_signal_metadata_set(v->s, key, text);
+    evae_free(text);
+    return v->status == EELSVAE_OK ? 0 : 1;
+}
+
 static eelsvae_status read_provenance(eelsvae_signal *s, const hspy_reader *r)
 {
-    static const char *const names[] = {"source", "method", "model", "energy_range", "score",
-                                        "threshold_rule", "threshold", "software"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const md_place place[1] = {{"Provenance", names[i]}};
-        char *text = NULL, key[64];
-        EVAE_TRY(first_text(r, place, 1, &text));
-        snprintf(key, sizeof key, "%s%s", PROVENANCE_PREFIX, names[i]);
-        eelsvae_status st = text && *text ? eelsvae_signal_metadata_set(s, key, text) : EELSVAE_OK;
-        evae_free(text);
-        EVAE_TRY(st);
-    }
-    return EELSVAE_OK;
+    if (!r->md) return EELSVAE_OK;
+    char group[160];
+    snprintf(group, sizeof group, "%s/Provenance", r->md);
+    if (H5Lexists(r->exp, group, H5P_DEFAULT) <= 0) return EELSVAE_OK;
+    provenance_visit v = {s, r->exp, group, EELSVAE_OK};
+    hsize_t index = 0;
+    /* A corrupt attribute table reads as no provenance, as other metadata does. */
+    H5Aiterate_by_name(r->exp, group, H5_INDEX_NAME, H5_ITER_INC, &index, visit_provenance, &v, H5P_DEFAULT);
+    return v.status;
 }
 
 static eelsvae_status read_metadata(eelsvae_signal *s, const hspy_reader *r)
@@ -1238,13 +1263,6 @@ static const md_target *find_target(const char *key)
     for (size_t i = 0; i < sizeof md_targets / sizeof md_targets[0]; i++)
         if (strcmp(md_targets[i].key, key) == 0) return &md_targets[i];
     return NULL;
-}
-
-
-static bool is_provenance_key(const char *key)
-{
-    size_t n = strlen(PROVENANCE_PREFIX);
-    return strncmp(key, PROVENANCE_PREFIX, n) == 0 && key[n] && !strpbrk(key + n, "./");
 }
 
 /* HyperSpy's metadata tree for the keys it knows; the other keys (bar
