@@ -127,6 +127,13 @@ static size_t gcd(size_t a, size_t b)
     return a;
 }
 
+/* The smallest tile both spatial strides divide: the step between the tiles a fit may pick. */
+static size_t tile_step(const eelsvae_model_options *o)
+{
+    size_t sy = total_stride(o, 0), sx = total_stride(o, 1);
+    return sy == 0 || sx == 0 ? 0 : sy / gcd(sy, sx) * sx;
+}
+
 /* Every field but the two the fit chooses must already be valid: checked
  * with tile and energy_channels set to the smallest the strides allow. */
 static eelsvae_status check_fittable(const eelsvae_model_options *o)
@@ -139,10 +146,9 @@ static eelsvae_status check_fittable(const eelsvae_model_options *o)
                          "eelsvae_model_options_fit: tile %zu and energy_channels %zu are the upper bounds of the "
                          "fit; give both ≥ 1", o->tile, o->energy_channels);
     eelsvae_model_options probe = *o;
-    size_t sy = total_stride(o, 0), sx = total_stride(o, 1);
     evae_cvae_layout layout;
-    if (sy == 0 || sx == 0 || total_stride(o, 2) == 0) return evae_model_check_arch(o, &layout); /* names the layer */
-    probe.tile = sy / gcd(sy, sx) * sx;
+    if (tile_step(o) == 0 || total_stride(o, 2) == 0) return evae_model_check_arch(o, &layout); /* names the layer */
+    probe.tile = tile_step(o);
     probe.energy_channels = total_stride(o, 2);
     probe.energy_bin = 1;
     return evae_model_check_arch(&probe, &layout);
@@ -151,8 +157,7 @@ static eelsvae_status check_fittable(const eelsvae_model_options *o)
 /* The largest tile ≤ o->tile that fits ny × nx and both spatial strides divide. */
 static eelsvae_status fit_tile(eelsvae_model_options *o, size_t ny, size_t nx)
 {
-    size_t sy = total_stride(o, 0), sx = total_stride(o, 1);
-    size_t step = sy / gcd(sy, sx) * sx, fits = o->tile < ny ? o->tile : ny;
+    size_t step = tile_step(o), fits = o->tile < ny ? o->tile : ny;
     if (nx < fits) fits = nx;
     size_t tile = fits - fits % step;
     if (tile == 0)
