@@ -49,17 +49,8 @@ static void save_with_progress(const eelsvae_cube *cube, const char *path)
 /* The mask as a (y, x) uint8 image with the cube's spatial axes, and its sidecar. */
 static void save_mask(const uint8_t *mask, const eelsvae_cube *like, const char *path)
 {
-    size_t shape[2] = {0, 0};
-    eelsvae_cube_shape(like, &shape[0], &shape[1], NULL);
     eelsvae_signal *s = NULL;
-    cli_check(eelsvae_signal_create(EELSVAE_DTYPE_UINT8, 2, shape, mask, &s), path);
-    static const char *const names[2] = {"y", "x"};
-    for (int d = 0; d < 2; d++) {
-        double offset = 0, scale = 1;
-        const char *units = "";
-        cli_check(eelsvae_cube_axis(like, (eelsvae_axis)d, &offset, &scale, &units), path);
-        cli_check(eelsvae_signal_set_axis(s, (size_t)d, offset, scale, names[d], units, 0), path);
-    }
+    cli_check(eelsvae_map_to_signal(mask, EELSVAE_DTYPE_UINT8, like, &s), path);
     cli_check(eelsvae_signal_metadata_set(s, "title", "true anomaly mask"), path);
     cli_save_signal(s, path, 1);
     eelsvae_signal_free(s);

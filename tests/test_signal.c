@@ -772,6 +772,19 @@ static void test_map_save(void **state)
     assert_status(eelsvae_map_save(score, EELSVAE_DTYPE_FLOAT32, c, NULL, NULL), EELSVAE_ERR_INVALID_ARGUMENT);
     assert_status(eelsvae_map_save(score, EELSVAE_DTYPE_FLOAT32, c, NULL, tu_path("x.bmp")),
                   EELSVAE_ERR_INVALID_ARGUMENT);
+    /* the signal map_save writes, handed out to take metadata first */
+    eelsvae_signal *m = NULL;
+    assert_ok(eelsvae_map_to_signal(score, EELSVAE_DTYPE_FLOAT32, c, &m));
+    size_t map_ndim = 0, map_shape[EELSVAE_SIGNAL_MAX_DIMS] = {0};
+    eelsvae_signal_shape(m, &map_ndim, map_shape, NULL);
+    assert_true(map_ndim == 2 && map_shape[0] == 3 && map_shape[1] == 4);
+    assert_memory_equal(eelsvae_signal_data(m), score, sizeof score);
+    double x0 = 0, dx = 0;
+    int x_navigates = 1;
+    assert_ok(eelsvae_signal_axis(m, 1, &x0, &dx, NULL, NULL, &x_navigates));
+    assert_true(x0 == 2.0 && dx == 0.25 && x_navigates == 0);
+    eelsvae_signal_free(m);
+    assert_status(eelsvae_map_to_signal(score, EELSVAE_DTYPE_FLOAT32, NULL, &m), EELSVAE_ERR_INVALID_ARGUMENT);
     eelsvae_cube_free(c);
 }
 

@@ -70,19 +70,8 @@ static void provenance_of(const map_info *m, map_provenance *out)
 
 static eelsvae_signal *map_signal(const void *map, eelsvae_dtype dtype, const eelsvae_cube *like, const map_info *m)
 {
-    size_t ny = 0, nx = 0, shape[2];
-    eelsvae_cube_shape(like, &ny, &nx, NULL);
-    shape[0] = ny;
-    shape[1] = nx;
     eelsvae_signal *s = NULL;
-    cli_check(eelsvae_signal_create(dtype, 2, shape, map, &s), "map");
-    static const char *const names[2] = {"y", "x"};
-    for (int d = 0; d < 2; d++) {
-        double offset = 0, scale = 1;
-        const char *units = "";
-        cli_check(eelsvae_cube_axis(like, (eelsvae_axis)d, &offset, &scale, &units), "map axes");
-        cli_check(eelsvae_signal_set_axis(s, (size_t)d, offset, scale, names[d], units, 0), "map axes");
-    }
+    cli_check(eelsvae_map_to_signal(map, dtype, like, &s), "map");
     cli_check(eelsvae_signal_metadata_set(s, "title", m->title), "map title");
     map_provenance p;
     provenance_of(m, &p);

@@ -348,9 +348,23 @@ EELSVAE_API eelsvae_status eelsvae_cube_load(const char *path, eelsvae_cube **ou
 EELSVAE_API eelsvae_status eelsvae_cube_save(const eelsvae_cube *cube, const char *path);
 
 /**
+ * @brief A 2-D map (a score map, a mask) as a signal with the spatial
+ *        calibration of a cube: (y, x), both axes signal axes ("y", "x"),
+ *        so that HyperSpy opens it as a Signal2D. Add a title and metadata
+ *        before eelsvae_signal_save(), or use eelsvae_map_save().
+ * @param map ny·nx elements of @p dtype, row-major (copied).
+ * @param dtype Element type.
+ * @param like Cube whose ny, nx and spatial axes the map has.
+ * @param[out] out The signal.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_map_to_signal(const void *map, eelsvae_dtype dtype, const eelsvae_cube *like,
+                                                 eelsvae_signal **out);
+
+/**
  * @brief Save a 2-D map (a score map, a mask) with the spatial calibration
- *        of a cube: a (y, x) signal whose both axes are signal axes, so
- *        HyperSpy opens it as a Signal2D.
+ *        of a cube: eelsvae_map_to_signal() with a title, saved.
  * @param map ny·nx elements of @p dtype, row-major.
  * @param dtype Element type.
  * @param like Cube whose ny, nx and spatial axes the map has.

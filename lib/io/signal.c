@@ -602,10 +602,10 @@ eelsvae_status eelsvae_cube_save(const eelsvae_cube *cube, const char *path)
     return st;
 }
 
-eelsvae_status eelsvae_map_save(const void *map, eelsvae_dtype dtype, const eelsvae_cube *like, const char *title,
-                                const char *path)
+eelsvae_status eelsvae_map_to_signal(const void *map, eelsvae_dtype dtype, const eelsvae_cube *like,
+                                     eelsvae_signal **out)
 {
-    if (!map || !like || !path) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "map_save: NULL argument");
+    if (!map || !like || !out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "eelsvae_map_to_signal: NULL argument");
     size_t shape[2] = {like->ny, like->nx};
     eelsvae_signal *s = NULL;
     EVAE_TRY(eelsvae_signal_create(dtype, 2, shape, map, &s));
@@ -617,6 +617,16 @@ eelsvae_status eelsvae_map_save(const void *map, eelsvae_dtype dtype, const eels
         snprintf(s->axis[d].name, sizeof s->axis[d].name, "%s", names[d]);
         memcpy(s->axis[d].units, like->axis[d].units, sizeof s->axis[d].units);
     }
+    *out = s;
+    return EELSVAE_OK;
+}
+
+eelsvae_status eelsvae_map_save(const void *map, eelsvae_dtype dtype, const eelsvae_cube *like, const char *title,
+                                const char *path)
+{
+    if (!map || !like || !path) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "map_save: NULL argument");
+    eelsvae_signal *s = NULL;
+    EVAE_TRY(eelsvae_map_to_signal(map, dtype, like, &s));
     eelsvae_status st = title ? evae_signal_set_title(s, title) : EELSVAE_OK;
     if (st == EELSVAE_OK) st = eelsvae_signal_save(s, path);
     eelsvae_signal_free(s);

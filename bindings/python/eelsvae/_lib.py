@@ -408,6 +408,7 @@ FUNCTIONS = {
     "eelsvae_cube_load": (STATUS, [c_char_p, POINTER(CubeP)]),
     "eelsvae_cube_save": (STATUS, [CubeP, c_char_p]),
     "eelsvae_map_save": (STATUS, [c_void_p, c_enum, CubeP, c_char_p, c_char_p]),
+    "eelsvae_map_to_signal": (STATUS, [c_void_p, c_enum, CubeP, POINTER(SignalP)]),
 }
 
 
