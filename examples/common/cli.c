@@ -254,19 +254,6 @@ int cli_write_png(const char *path, const uint8_t *rgb, size_t w, size_t h)
 #endif
 }
 
-int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, double lo, double hi, int zoom)
-{
-    size_t w = nx * (size_t)zoom, h = ny * (size_t)zoom;
-    uint8_t *rgb = malloc(w * h * 3);
-    if (!rgb) cli_fail("out of memory");
-    double span = hi > lo ? hi - lo : 1.0;
-    for (size_t y = 0; y < h; y++)
-        for (size_t x = 0; x < w; x++) cli_viridis((map[(y / zoom) * nx + x / zoom] - lo) / span, rgb + 3 * (y * w + x));
-    int rc = cli_write_png(path, rgb, w, h);
-    free(rgb);
-    return rc;
-}
-
 /* ---- JSON output ------------------------------------------------------------ */
 
 void cli_json_number(cli_text *t, double v)

@@ -58,10 +58,6 @@ void cli_viridis(double t, uint8_t rgb[3]);
  * temporary and renamed. Returns 0, or -1 when built without libpng. */
 int cli_write_png(const char *path, const uint8_t *rgb, size_t w, size_t h);
 
-/* Heatmap of an ny × nx map as PNG, values lo…hi on a viridis scale, each
- * pixel drawn `zoom` × `zoom`. Returns 0, or -1 when built without libpng. */
-int cli_write_heatmap(const char *path, const float *map, size_t ny, size_t nx, double lo, double hi, int zoom);
-
 /* ---- data files in any format ------------------------------------------
  *
  * Inputs are recognised by content: .npy, .dm3, .dm4, .hspy, .rpl. A .npy
