@@ -100,17 +100,6 @@ static void write_latent(const char *out_dir, const eelsvae_model *model, const 
     free(mu);
 }
 
-/* The model's energy range as the prepared cube holds it (bin centres). */
-static void model_range(const eelsvae_cube *prepared, double *lo, double *hi)
-{
-    size_t ne = 0;
-    double offset = 0, scale = 0;
-    eelsvae_cube_shape(prepared, NULL, NULL, &ne);
-    cli_check(eelsvae_cube_axis(prepared, EELSVAE_AXIS_E, &offset, &scale, NULL), "model range");
-    *lo = offset;
-    *hi = offset + scale * (double)(ne - 1);
-}
-
 int main(int argc, char **argv)
 {
     cli_init(argv[0]);
@@ -126,15 +115,9 @@ int main(int argc, char **argv)
     eelsvae_cube *prepared = NULL, *recon = NULL;
     cli_check(eelsvae_model_prepare(model, cube, &prepared), "preparing the cube for the model");
     eelsvae_cube_free(cube);
-    double lo = 0, hi = 0;
-    model_range(prepared, &lo, &hi);
-    cli_range_clip(&a.range, lo, hi, "model's energy range");
-    size_t first = 0, count = 0;
-    cli_check(eelsvae_cube_energy_window(prepared, a.range.lo, a.range.hi, &first, &count),
-              "scoring window against the model's energy range");
-    fprintf(stderr, "%s: scoring the %s (%zu channels), tiles of %zu at stride %zu\n", cli_prog(), a.range.label,
-            count, mo.tile, stride);
-    cli_print_edges(a.range.lo, a.range.hi);
+    /* The prepared cube's energy axis is the model's range (bin centres). */
+    cli_range_apply(&a.range, prepared, "model's energy range");
+    fprintf(stderr, "%s: tiles of %zu at stride %zu\n", cli_prog(), mo.tile, stride);
     cli_check(eelsvae_model_reconstruct(model, prepared, stride, &recon), "reconstruction");
 
     cli_provenance prov = {a.cube, "vae", a.model, a.range.label};

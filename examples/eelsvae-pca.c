@@ -91,15 +91,8 @@ int main(int argc, char **argv)
     args a = parse(argc, argv);
     cli_make_dir(a.out);
     eelsvae_cube *cube = cli_load_cube(a.cube, a.e0, a.de);
-    size_t first = 0, count = 0, ne = 0;
-    double offset = 0, scale = 0;
-    eelsvae_cube_shape(cube, NULL, NULL, &ne);
-    cli_check(eelsvae_cube_axis(cube, EELSVAE_AXIS_E, &offset, &scale, NULL), a.cube);
-    cli_range_clip(&a.range, offset, offset + scale * (double)(ne - 1), "energy axis");
-    /* Check the window before the slow work, so a wrong calibration fails fast. */
-    cli_check(eelsvae_cube_energy_window(cube, a.range.lo, a.range.hi, &first, &count), a.cube);
-    fprintf(stderr, "%s: scoring the %s (%zu channels)\n", cli_prog(), a.range.label, count);
-    cli_print_edges(a.range.lo, a.range.hi);
+    /* Checked before the slow work, so a wrong calibration fails fast. */
+    cli_range_apply(&a.range, cube, "energy axis");
     cli_check(eelsvae_cube_check_finite(cube), a.cube);
 
     if (a.preprocess) {

@@ -40,8 +40,8 @@ check_edge() { # NAME EDGE LO HI PIXELS…
     fail "$name: eelsvae-train: $(cat "$d/train.err")"
   "$bin/eelsvae-detect" "$d/si.hspy" --model "$d/m.evae" --edge "$edge" --out "$d/vae" --truth "$d/truth.npy" \
     --map-format hspy,tiff >"$d/detect.out" 2>"$d/detect.err" || fail "$name: eelsvae-detect: $(cat "$d/detect.err")"
-  grep -q "edges inside .*$edge" "$d/detect.err" || grep -q "edges inside" "$d/detect.err" ||
-    fail "$name: eelsvae-detect does not list the edges inside its window"
+  grep -q "edges inside .*$edge" "$d/detect.err" ||
+    fail "$name: eelsvae-detect does not list $edge among the edges inside its window"
   "$bin/eelsvae-pca" "$d/si.hspy" --edge "$edge" --out "$d/pca" --truth "$d/truth.npy" >"$d/pca.out" 2>"$d/pca.err" ||
     fail "$name: eelsvae-pca: $(cat "$d/pca.err")"
   for method in vae pca; do

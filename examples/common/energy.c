@@ -10,7 +10,7 @@
 
 cli_range cli_range_none(void)
 {
-    cli_range r = {NAN, NAN, "", ""};
+    cli_range r = {NAN, NAN, ""};
     return r;
 }
 
@@ -19,14 +19,12 @@ void cli_range_edge(cli_range *r, const char *option, const char *name)
     eelsvae_edge e = {.struct_size = sizeof e};
     if (eelsvae_edge_lookup(name, &e) != EELSVAE_OK) cli_usage_error("%s: %s", option, eelsvae_last_error());
     cli_check(eelsvae_edge_window(&e, &r->lo, &r->hi), option);
-    snprintf(r->edge, sizeof r->edge, "%s", name);
     snprintf(r->label, sizeof r->label, "%s-%s edge, %g … %g eV", e.element, e.shell, r->lo, r->hi);
 }
 
 void cli_range_window(cli_range *r, const char *option, const char *text)
 {
     cli_window(option, text, &r->lo, &r->hi);
-    r->edge[0] = '\0';
     snprintf(r->label, sizeof r->label, "window %g … %g eV", r->lo, r->hi);
 }
 
@@ -63,4 +61,16 @@ void cli_print_edges(double lo, double hi)
         fprintf(stderr, "%s %s-%s (%g eV)", found++ ? "," : "", e.element, e.shell, e.onset_ev);
     }
     fprintf(stderr, "%s\n", found ? "" : " none of the table's");
+}
+
+void cli_range_apply(cli_range *r, const eelsvae_cube *cube, const char *what)
+{
+    size_t ne = 0, first = 0, count = 0;
+    double offset = 0, scale = 0;
+    eelsvae_cube_shape(cube, NULL, NULL, &ne);
+    cli_check(eelsvae_cube_axis(cube, EELSVAE_AXIS_E, &offset, &scale, NULL), what);
+    cli_range_clip(r, offset, offset + scale * (double)(ne - 1), what);
+    cli_check(eelsvae_cube_energy_window(cube, r->lo, r->hi, &first, &count), what);
+    fprintf(stderr, "%s: scoring the %s (%zu channels)\n", cli_prog(), r->label, count);
+    cli_print_edges(r->lo, r->hi);
 }

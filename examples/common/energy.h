@@ -4,9 +4,10 @@
 #ifndef EELSVAE_EXAMPLES_ENERGY_H
 #define EELSVAE_EXAMPLES_ENERGY_H
 
+#include <eelsvae/eelsvae.h>
+
 typedef struct cli_range {
     double lo, hi;   /* eV; NaN when neither --edge nor --window was given */
-    char edge[32];   /* the edge's name as given ("" for a window) */
     char label[128]; /* "Ti-L2,3 edge, 446 … 492 eV" or "window 690 … 730 eV" */
 } cli_range;
 
@@ -29,6 +30,12 @@ void cli_range_clip(cli_range *r, double axis_lo, double axis_hi, const char *wh
 
 /* "edges inside LO … HI eV: Ti-L2,3 (456 eV), O-K (532 eV)" on stderr. */
 void cli_print_edges(double lo, double hi);
+
+/* The range a program scores a cube over: clipped to the cube's energy
+ * axis (all of it when unset, labelled `what`), checked to hold channels
+ * (exits naming `what` otherwise), and said on stderr with the edges
+ * inside it. */
+void cli_range_apply(cli_range *r, const eelsvae_cube *cube, const char *what);
 
 /* The help lines of --edge and --window (ends in "\n"). */
 #define CLI_RANGE_HELP(what, otherwise) \
