@@ -167,7 +167,7 @@ def threshold(scores, rule="otsu", direction="below"):
     ``-inf``/``inf`` when the rule flags nothing."""
     s = float32_buffer(scores).reshape(-1)
     r = ThresholdRuleStruct(struct_size=ctypes.sizeof(ThresholdRuleStruct))
-    lib.eelsvae_threshold_rule_parse(rule.encode(), byref(r))
+    lib.eelsvae_threshold_rule_parse(_lib.text(rule, "threshold rule"), byref(r))
     out = c_double()
     lib.eelsvae_threshold_select(fptr(s), s.size, int(Direction.coerce(direction)), byref(r), byref(out))
     return out.value
