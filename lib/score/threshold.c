@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "../core/core.h"
+#include "../core/options_out.h"
 
 /* ---- parsing --------------------------------------------------------------------- */
 
@@ -72,9 +73,7 @@ eelsvae_status eelsvae_threshold_rule_parse(const char *text, eelsvae_threshold_
         snprintf(what, sizeof what, "eelsvae_threshold_rule_parse: \"%.100s\"", text);
         EVAE_TRY(check_parameter(rule_names[k].kind, v, what));
         eelsvae_threshold_rule r = {.struct_size = sizeof r, .kind = rule_names[k].kind, .parameter = v};
-        size_t given = rule->struct_size < sizeof r ? rule->struct_size : sizeof r;
-        memcpy((char *)rule + sizeof(size_t), (const char *)&r + sizeof(size_t), given - sizeof(size_t));
-        return EELSVAE_OK;
+        return evae_write_options(rule, rule->struct_size, &r, sizeof r, "eelsvae_threshold_rule_parse");
     }
     return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
                      "eelsvae_threshold_rule_parse: \"%s\" is not a rule; give otsu, value:X, contamination:F or fdr:Q",
