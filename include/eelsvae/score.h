@@ -18,7 +18,11 @@ extern "C" {
 typedef enum eelsvae_score_kind {
     EELSVAE_SCORE_PCC = 0,           /**< Pearson correlation coefficient, −1…1; low = anomalous. */
     EELSVAE_SCORE_MSE = 1,           /**< Mean squared error; high = anomalous. */
-    EELSVAE_SCORE_SPECTRAL_ANGLE = 2 /**< Angle between the spectra, radians, 0…π; high = anomalous. */
+    EELSVAE_SCORE_SPECTRAL_ANGLE = 2, /**< Angle between the spectra, radians, 0…π; high = anomalous. */
+    EELSVAE_SCORE_CHI2 = 3            /**< Reduced chi-square of the residual against a noise model fitted on
+                                           the map itself, ≥ 0; ≈ 1 for a bulk pixel whatever its counts (where
+                                           PCC falls as the SI thins); high = anomalous. See
+                                           eelsvae_scorer_noise_model(). */
 } eelsvae_score_kind;
 
 /** Which side of a threshold is anomalous. @since 0.1.0 */
@@ -34,7 +38,10 @@ typedef enum eelsvae_direction {
  * spectra is constant scores 0 (no correlation can be measured), and one
  * where both are constant scores 1 when they are equal and 0 otherwise; for
  * the spectral angle, a zero spectrum against a non-zero one scores π/2 and
- * two zero spectra score 0. Every such pixel is counted.
+ * two zero spectra score 0; for the chi-square, a map whose residuals show
+ * no noise (most samples of the window reconstructed exactly) is scored
+ * with a variance of 1 (the mean squared residual). Every such pixel is
+ * counted.
  * @since 0.1.0
  */
 typedef struct eelsvae_scorer_options {
@@ -94,7 +101,8 @@ EELSVAE_API void eelsvae_scorer_free(eelsvae_scorer *scorer);
 /**
  * @brief The side of a threshold that is anomalous for this scorer's kind.
  * @param scorer The scorer (NULL answers as the default PCC scorer).
- * @return ::EELSVAE_ANOMALOUS_BELOW for PCC, ::EELSVAE_ANOMALOUS_ABOVE otherwise.
+ * @return ::EELSVAE_ANOMALOUS_BELOW for PCC, ::EELSVAE_ANOMALOUS_ABOVE otherwise
+ *         (MSE, spectral angle, chi-square).
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_direction eelsvae_scorer_direction(const eelsvae_scorer *scorer);
@@ -103,7 +111,9 @@ EELSVAE_API eelsvae_direction eelsvae_scorer_direction(const eelsvae_scorer *sco
  * @brief Score every pixel of a cube against its reconstruction.
  *
  * Only the channels of eelsvae_cube_energy_window(original, window_lo,
- * window_hi) are read; samples outside the window may hold anything.
+ * window_hi) are read; samples outside the window may hold anything. The
+ * chi-square takes two passes: it fits the noise model of
+ * eelsvae_scorer_noise_model() on the whole map, then scores each pixel.
  * @param scorer The scorer.
  * @param original The input cube; its energy axis places the window.
  * @param reconstruction Same shape as @p original.
@@ -120,6 +130,45 @@ EELSVAE_API eelsvae_direction eelsvae_scorer_direction(const eelsvae_scorer *sco
 EELSVAE_API eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, const eelsvae_cube *original,
                                                 const eelsvae_cube *reconstruction, float *scores, size_t count,
                                                 size_t *degenerate);
+
+/**
+ * @brief The noise model the chi-square score divides by, as fitted on a map.
+ *
+ * The variance of a sample is modelled as affine in its reconstructed value
+ * x̂: v(x̂) = @p intercept + @p slope · x̂. Poisson counts with Gaussian read
+ * noise have a variance affine in their mean, and the preprocessing
+ * (percentile scaling, blurs, a spatial mean) is linear, so the model holds
+ * in prepared units as in scaled counts. The fit is robust, as anomalies
+ * are a minority: the window's (pixel, channel) samples — at most 2²⁰, drawn
+ * by a fixed-seed generator on a larger map, so the fit is deterministic —
+ * are sorted by x̂ into up to 32 bins of equal count (at least 64 samples
+ * each); a bin's variance is (1.4826 · median |x − x̂|)², and the line is
+ * the least-squares fit through the bins' (mean x̂, variance) weighted by
+ * 1 / variance² (one bin, or bins of one x̂: a constant). That fit is
+ * made twice: the second time without the pixels whose chi-square under
+ * the first is a robust outlier of the map (above its median + 4 · 1.4826 ·
+ * MAD), as a bin's median alone is moved by a few per cent of anomalous
+ * samples (5 % make a variance up to 13 % too large). The chi-square
+ * score of a pixel is then (1/n) Σ (x − x̂)² / max(v(x̂), f) over its n
+ * window channels, with the floor f = 1 % of the bins' mean variance, so
+ * that no division blows up. Any score kind's scorer may be asked; only
+ * the window is read.
+ * @param scorer The scorer: its window.
+ * @param original The input cube.
+ * @param reconstruction Same shape as @p original.
+ * @param[out] intercept a, the variance at x̂ = 0 (may be negative, where
+ *             an offset was subtracted).
+ * @param[out] slope b, the variance per unit of x̂.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a NULL pointer),
+ *         ::EELSVAE_ERR_DIMENSION, ::EELSVAE_ERR_RANGE, ::EELSVAE_ERR_NUMERIC
+ *         (a non-finite sample, as eelsvae_scorer_score(); or residuals
+ *         that show no noise: most samples reconstructed exactly),
+ *         ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_scorer_noise_model(const eelsvae_scorer *scorer, const eelsvae_cube *original,
+                                                      const eelsvae_cube *reconstruction, double *intercept,
+                                                      double *slope);
 
 /**
  * @brief Otsu's threshold of a set of scores.

@@ -1,6 +1,6 @@
 /* Per-pixel scores of a cube against its reconstruction, Otsu's threshold of a
  * score map, and the mask on the anomalous side of a threshold. */
-#include "../cube/cube_private.h"
+#include "score_private.h"
 #include "../core/options_out.h"
 
 #include <math.h>
@@ -17,6 +17,7 @@ static const char *score_kind_name(eelsvae_score_kind kind)
     case EELSVAE_SCORE_PCC: return "PCC";
     case EELSVAE_SCORE_MSE: return "MSE";
     case EELSVAE_SCORE_SPECTRAL_ANGLE: return "spectral angle";
+    case EELSVAE_SCORE_CHI2: return "chi-square";
     }
     return "unknown";
 }
@@ -46,8 +47,11 @@ eelsvae_status eelsvae_scorer_create(const eelsvae_scorer_options *opt, eelsvae_
     eelsvae_scorer_options o;
     scorer_defaults(&o); /* fields an older caller does not know keep their defaults */
     EVAE_TRY(evae_read_options(&o, sizeof o, opt, "scorer"));
-    if (o.kind != EELSVAE_SCORE_PCC && o.kind != EELSVAE_SCORE_MSE && o.kind != EELSVAE_SCORE_SPECTRAL_ANGLE)
-        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "scorer options: kind %d is not a known score", (int)o.kind);
+    if (o.kind != EELSVAE_SCORE_PCC && o.kind != EELSVAE_SCORE_MSE && o.kind != EELSVAE_SCORE_SPECTRAL_ANGLE &&
+        o.kind != EELSVAE_SCORE_CHI2)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
+                         "scorer options: kind %d is not a known score (PCC 0, MSE 1, spectral angle 2, chi-square 3)",
+                         (int)o.kind);
     bool whole_axis = isnan(o.window_lo) && isnan(o.window_hi);
     if (!whole_axis && (!isfinite(o.window_lo) || !isfinite(o.window_hi) || !(o.window_hi > o.window_lo)))
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
@@ -76,10 +80,11 @@ eelsvae_direction eelsvae_scorer_direction(const eelsvae_scorer *scorer)
 
 /* Each returns the score of two spectra of n samples and sets *degenerate
  * when a rule of the header, not the formula, decided it. All sums are in
- * double: they decide the result. */
+ * double: they decide the result. Only the chi-square reads the noise model. */
 
-static double pixel_pcc(const float *a, const float *b, size_t n, int *degenerate)
+static double pixel_pcc(const float *a, const float *b, size_t n, const evae_noise_model *noise, int *degenerate)
 {
+    (void)noise;
     double ma = 0.0, mb = 0.0;
     for (size_t i = 0; i < n; i++) {
         ma += a[i];
@@ -105,8 +110,9 @@ static double pixel_pcc(const float *a, const float *b, size_t n, int *degenerat
     return fmax(-1.0, fmin(1.0, r)); /* rounding can leave |r| a hair above 1, as numpy.corrcoef clips */
 }
 
-static double pixel_mse(const float *a, const float *b, size_t n, int *degenerate)
+static double pixel_mse(const float *a, const float *b, size_t n, const evae_noise_model *noise, int *degenerate)
 {
+    (void)noise;
     (void)degenerate;
     double s = 0.0;
     for (size_t i = 0; i < n; i++) {
@@ -116,8 +122,9 @@ static double pixel_mse(const float *a, const float *b, size_t n, int *degenerat
     return s / (double)n;
 }
 
-static double pixel_angle(const float *a, const float *b, size_t n, int *degenerate)
+static double pixel_angle(const float *a, const float *b, size_t n, const evae_noise_model *noise, int *degenerate)
 {
+    (void)noise;
     double sab = 0.0, saa = 0.0, sbb = 0.0;
     for (size_t i = 0; i < n; i++) {
         sab += (double)a[i] * b[i];
@@ -134,7 +141,16 @@ static double pixel_angle(const float *a, const float *b, size_t n, int *degener
     return acos(fmax(-1.0, fmin(1.0, c)));
 }
 
-typedef double (*pixel_score_fn)(const float *a, const float *b, size_t n, int *degenerate);
+/* (1/n) Σ (a − b)² / v(b): the residual in units of the noise the
+ * reconstruction b predicts, ≈ 1 for a bulk pixel whatever its counts. */
+static double pixel_chi2(const float *a, const float *b, size_t n, const evae_noise_model *noise, int *degenerate)
+{
+    *degenerate = !noise->measurable;
+    return evae_noise_chi2(a, b, n, noise);
+}
+
+typedef double (*pixel_score_fn)(const float *a, const float *b, size_t n, const evae_noise_model *noise,
+                                 int *degenerate);
 
 static pixel_score_fn pixel_score_for(eelsvae_score_kind kind)
 {
@@ -142,6 +158,7 @@ static pixel_score_fn pixel_score_for(eelsvae_score_kind kind)
     case EELSVAE_SCORE_PCC: return pixel_pcc;
     case EELSVAE_SCORE_MSE: return pixel_mse;
     case EELSVAE_SCORE_SPECTRAL_ANGLE: return pixel_angle;
+    case EELSVAE_SCORE_CHI2: return pixel_chi2;
     }
     return pixel_pcc; /* unreachable: create validated the kind */
 }
@@ -179,6 +196,40 @@ static eelsvae_status check_window_finite(const eelsvae_cube *orig, const eelsva
                      first + e);
 }
 
+/* The channels first … first + n − 1 the scorer reads of two cubes of one
+ * shape, after checking both hold finite samples there. `caller` names the
+ * public function in messages. */
+static eelsvae_status scorer_window(const eelsvae_scorer *scorer, const eelsvae_cube *original,
+                                    const eelsvae_cube *reconstruction, const char *caller, size_t *first, size_t *n)
+{
+    *first = 0;
+    *n = original->ne;
+    if (!isnan(scorer->opt.window_lo)) {
+        EVAE_TRY(evae_require_energy_calibrated(original, caller));
+        EVAE_TRY(eelsvae_cube_energy_window(original, scorer->opt.window_lo, scorer->opt.window_hi, first, n));
+    }
+    return check_window_finite(original, reconstruction, *first, *n);
+}
+
+eelsvae_status eelsvae_scorer_noise_model(const eelsvae_scorer *scorer, const eelsvae_cube *original,
+                                          const eelsvae_cube *reconstruction, double *intercept, double *slope)
+{
+    if (!scorer || !original || !reconstruction || !intercept || !slope)
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "eelsvae_scorer_noise_model: NULL scorer, cube or output");
+    EVAE_TRY(evae_cube_same_shape(original, reconstruction, "eelsvae_scorer_noise_model: original and reconstruction"));
+    size_t first = 0, n = 0;
+    EVAE_TRY(scorer_window(scorer, original, reconstruction, "eelsvae_scorer_noise_model", &first, &n));
+    evae_noise_model model;
+    EVAE_TRY(evae_noise_model_fit(original, reconstruction, first, n, &model));
+    if (!model.measurable)
+        return evae_fail(EELSVAE_ERR_NUMERIC,
+                         "eelsvae_scorer_noise_model: the residuals show no noise (most samples of the window are "
+                         "reconstructed exactly), so no variance can be fitted");
+    *intercept = model.intercept;
+    *slope = model.slope;
+    return EELSVAE_OK;
+}
+
 eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, const eelsvae_cube *original,
                                     const eelsvae_cube *reconstruction, float *scores, size_t count,
                                     size_t *degenerate)
@@ -190,12 +241,11 @@ eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, const eelsvae_
     if (count != pixels)
         return evae_fail(EELSVAE_ERR_DIMENSION, "score: buffer holds %zu scores, the scan has %zu × %zu pixels",
                          count, original->ny, original->nx);
-    size_t first = 0, n = original->ne;
-    if (!isnan(scorer->opt.window_lo)) {
-        EVAE_TRY(evae_require_energy_calibrated(original, "eelsvae_scorer_score"));
-        EVAE_TRY(eelsvae_cube_energy_window(original, scorer->opt.window_lo, scorer->opt.window_hi, &first, &n));
-    }
-    EVAE_TRY(check_window_finite(original, reconstruction, first, n));
+    size_t first = 0, n = 0;
+    EVAE_TRY(scorer_window(scorer, original, reconstruction, "eelsvae_scorer_score", &first, &n));
+    /* The chi-square's first pass: the noise the map's own residuals show. */
+    evae_noise_model noise = {.intercept = 1.0, .slope = 0.0, .floor = 1.0, .measurable = true};
+    if (scorer->opt.kind == EELSVAE_SCORE_CHI2) EVAE_TRY(evae_noise_model_fit(original, reconstruction, first, n, &noise));
 
     pixel_score_fn score_pixel = pixel_score_for(scorer->opt.kind);
     size_t ne = original->ne, n_degenerate = 0;
@@ -203,7 +253,7 @@ eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, const eelsvae_
     for (size_t p = 0; p < pixels; p++) {
         int deg = 0;
         scores[p] = (float)score_pixel(original->data + p * ne + first, reconstruction->data + p * ne + first, n,
-                                       &deg);
+                                       &noise, &deg);
         n_degenerate += (size_t)deg;
     }
     if (n_degenerate > 0)
