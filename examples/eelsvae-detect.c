@@ -18,8 +18,9 @@ static void usage(void)
            "Detect spectral anomalies with a model from eelsvae-train: apply the model's\n"
            "preprocessing, reconstruct every pixel (with overlapping tiles, so every pixel\n"
            "is covered and no tile grid shows), score it by the Pearson correlation (PCC)\n"
-           "of its spectrum and reconstruction over the energy range, and threshold with\n"
-           "the rule of --threshold, Otsu by default (low PCC = anomalous).\n\n"
+           "of its spectrum and reconstruction over the energy range (or by the noise-aware\n"
+           "chi-square of --score chi2), and threshold with the rule of --threshold, Otsu\n"
+           "by default (low PCC, high chi2 = anomalous).\n\n"
            CLI_CUBE_FORMATS_HELP "\n"
            "Writes DIR/score.hspy and DIR/mask.hspy (or the formats of --map-format) with\n"
            "the scan's calibration and the provenance, DIR/heatmap.png, with --truth\n"
@@ -39,6 +40,7 @@ static void usage(void)
            "  --energy-scale EV       eV per channel, overriding the file's\n"
            "  --latent                write latent.npy\n"
            "  --recon                 write recon.npy (the preprocessed reconstruction)\n"
+           CLI_SCORE_HELP
            CLI_THRESHOLD_HELP
            "  --threads T             threads (default: all cores)\n"
            "  --help                  this text\n",
@@ -51,11 +53,12 @@ typedef struct args {
     double e0, de;
     size_t stride;
     int latent, recon;
+    eelsvae_score_kind score;
 } args;
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, NULL, "otsu", cli_range_none(), NAN, NAN, 0, 0, 0};
+    args a = {NULL, NULL, NULL, NULL, "otsu", cli_range_none(), NAN, NAN, 0, 0, 0, EELSVAE_SCORE_PCC};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -73,6 +76,7 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--latent")) a.latent = 1;
         else if (!strcmp(o, "--recon")) a.recon = 1;
         else if (!strcmp(o, "--threshold")) a.rule = cli_threshold_rule(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--score")) a.score = cli_score_kind(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--threads")) cli_check(eelsvae_set_threads((int)cli_size(o, cli_value(argc, argv, &i))), o);
         else if (o[0] == '-') cli_usage_error("unknown option '%s'", o);
         else if (a.cube) cli_usage_error("one CUBE only (got '%s' and '%s')", a.cube, o);
@@ -121,7 +125,7 @@ int main(int argc, char **argv)
     cli_check(eelsvae_model_reconstruct(model, prepared, stride, &recon), "reconstruction");
 
     cli_provenance prov = {a.cube, "vae", a.model, a.range.label};
-    cli_detection d = cli_detect(a.out, prepared, recon, a.range.lo, a.range.hi, a.rule, &prov);
+    cli_detection d = cli_detect(a.out, a.score, prepared, recon, a.range.lo, a.range.hi, a.rule, &prov);
     if (a.truth) cli_report_metrics(a.out, "vae", a.truth, &d);
     if (a.latent) write_latent(a.out, model, prepared);
     if (a.recon) cli_check(eelsvae_cube_save_npy(recon, cli_join(a.out, "recon.npy")), "recon.npy");

@@ -18,10 +18,11 @@ static void usage(void)
            "Detect spectral anomalies with PCA: preprocess (Gaussian blur sigma 0.5,\n"
            "1st-99th percentile scaling; the paper's 3 x 3 spatial mean is left out), fit K\n"
            "components, score every pixel by the Pearson correlation (PCC) of its spectrum\n"
-           "and its reconstruction over the energy range, and threshold with the rule of\n"
-           "--threshold, Otsu by default (low PCC = anomalous).\n\n"
+           "and its reconstruction over the energy range (or by the noise-aware chi-square\n"
+           "of --score chi2), and threshold with the rule of --threshold, Otsu by default\n"
+           "(low PCC, high chi2 = anomalous).\n\n"
            CLI_CUBE_FORMATS_HELP "\n"
-           "Writes DIR/score.hspy (float32 PCC map) and DIR/mask.hspy (uint8, 1 =\n"
+           "Writes DIR/score.hspy (float32 score map) and DIR/mask.hspy (uint8, 1 =\n"
            "anomalous), or the formats of --map-format, with the scan's calibration and\n"
            "the provenance; DIR/heatmap.png (viridis from the lowest to the highest\n"
            "score, flagged pixels outlined) and, with --truth, DIR/metrics.json (also\n"
@@ -41,6 +42,7 @@ static void usage(void)
            "  --energy-scale EV       eV per channel, overriding the file's\n"
            CLI_MAP_FORMAT_HELP
            "  --no-preprocess         fit the cube as it is\n"
+           CLI_SCORE_HELP
            CLI_THRESHOLD_HELP
            "  --threads T             threads (default: all cores)\n"
            "  --help                  this text\n",
@@ -54,11 +56,12 @@ typedef struct args {
     cli_range range;
     double e0, de;
     int preprocess;
+    eelsvae_score_kind score;
 } args;
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, "otsu", 4, 0.1, cli_range_none(), NAN, NAN, 1};
+    args a = {NULL, NULL, NULL, "otsu", 4, 0.1, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -75,6 +78,7 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--no-preprocess")) a.preprocess = 0;
         else if (!strcmp(o, "--threshold")) a.rule = cli_threshold_rule(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--score")) a.score = cli_score_kind(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--threads")) cli_check(eelsvae_set_threads((int)cli_size(o, cli_value(argc, argv, &i))), o);
         else if (o[0] == '-') cli_usage_error("unknown option '%s'", o);
         else if (a.cube) cli_usage_error("one CUBE only (got '%s' and '%s')", a.cube, o);
@@ -121,7 +125,7 @@ int main(int argc, char **argv)
     char method[32];
     snprintf(method, sizeof method, "pca%zu", a.components);
     cli_provenance prov = {a.cube, method, NULL, a.range.label};
-    cli_detection d = cli_detect(a.out, cube, recon, a.range.lo, a.range.hi, a.rule, &prov);
+    cli_detection d = cli_detect(a.out, a.score, cube, recon, a.range.lo, a.range.hi, a.rule, &prov);
     if (a.truth) {
         cli_report_metrics(a.out, method, a.truth, &d);
     }

@@ -46,24 +46,56 @@ typedef struct map_info {
     const cli_detection *d;
 } map_info;
 
+/* What each score kind the programs offer is called: on the command line,
+ * in the heatmap's colour bar, in a map's title, and in its provenance. */
+typedef struct score_names {
+    eelsvae_score_kind kind;
+    const char *option, *label, *title, *description;
+} score_names;
+
+static const score_names score_kinds[] = {
+    {EELSVAE_SCORE_PCC, "pcc", "PCC", "PCC score",
+     "Pearson correlation of spectrum and reconstruction over the energy range; low = anomalous"},
+    {EELSVAE_SCORE_CHI2, "chi2", "chi2", "chi-square score",
+     "reduced chi-square of spectrum minus reconstruction over the energy range, against a noise variance "
+     "affine in the reconstruction fitted on the map (see noise_model); about 1 for bulk pixels; "
+     "high = anomalous"},
+};
+
+static const score_names *names_of(eelsvae_score_kind kind)
+{
+    for (size_t k = 0; k < sizeof score_kinds / sizeof score_kinds[0]; k++)
+        if (score_kinds[k].kind == kind) return &score_kinds[k];
+    cli_fail("score kind %d has no name in the programs", (int)kind);
+}
+
+eelsvae_score_kind cli_score_kind(const char *option, const char *text)
+{
+    for (size_t k = 0; k < sizeof score_kinds / sizeof score_kinds[0]; k++)
+        if (!strcmp(text, score_kinds[k].option)) return score_kinds[k].kind;
+    cli_usage_error("%s: '%s' is not a score; choose pcc or chi2", option, text);
+}
+
 /* The provenance as name/value pairs: metadata keys "provenance.NAME" of a
- * signal, "NAME: value" lines of a TIFF's Info. A value may be NULL (no model). */
-enum { PROVENANCE_ENTRIES = 8 };
+ * signal, "NAME: value" lines of a TIFF's Info. A value may be NULL (no
+ * model, no noise model). */
+enum { PROVENANCE_ENTRIES = 9 };
 typedef struct map_provenance {
     const char *name[PROVENANCE_ENTRIES], *value[PROVENANCE_ENTRIES];
-    char threshold[32], software[64];
+    char threshold[32], software[64], noise_model[96];
 } map_provenance;
 
 static void provenance_of(const map_info *m, map_provenance *out)
 {
     snprintf(out->threshold, sizeof out->threshold, "%.9g", m->d->threshold);
     snprintf(out->software, sizeof out->software, "libeelsvae %s", eelsvae_version_string());
-    const char *names[PROVENANCE_ENTRIES] = {"source", "method", "model", "energy_range", "score", "threshold_rule",
-                                             "threshold", "software"};
+    snprintf(out->noise_model, sizeof out->noise_model, "variance = %.6g + %.6g * reconstruction",
+             m->d->noise_intercept, m->d->noise_slope);
+    const char *names[PROVENANCE_ENTRIES] = {"source", "method", "model", "energy_range", "score", "noise_model",
+                                             "threshold_rule", "threshold", "software"};
     const char *values[PROVENANCE_ENTRIES] = {
-        m->p->source, m->p->method, m->p->model, m->p->range,
-        "Pearson correlation of spectrum and reconstruction over the energy range; low = anomalous", m->d->rule,
-        out->threshold, out->software};
+        m->p->source, m->p->method, m->p->model, m->p->range, names_of(m->d->kind)->description,
+        isnan(m->d->noise_intercept) ? NULL : out->noise_model, m->d->rule, out->threshold, out->software};
     memcpy(out->name, names, sizeof names);
     memcpy(out->value, values, sizeof values);
 }
@@ -131,11 +163,13 @@ static void save_map(const char *out_dir, const char *name, const void *map, eel
 
 static void save_maps(const char *out_dir, const cli_detection *d, const eelsvae_cube *like, const cli_provenance *p)
 {
-    map_info score = {p, "PCC score", d}, mask = {p, "anomaly mask", d};
+    const score_names *names = names_of(d->kind);
+    map_info score = {p, names->title, d}, mask = {p, "anomaly mask", d};
     save_map(out_dir, "score", d->score, EELSVAE_DTYPE_FLOAT32, like, &score);
     save_map(out_dir, "mask", d->mask, EELSVAE_DTYPE_UINT8, like, &mask);
     /* PCC maps crowd near 1: stretch the colours over the values present. */
-    if (cli_write_map_png(cli_join(out_dir, "heatmap.png"), d->score, d->mask, d->ny, d->nx, NAN, NAN, "PCC") != 0)
+    if (cli_write_map_png(cli_join(out_dir, "heatmap.png"), d->score, d->mask, d->ny, d->nx, NAN, NAN,
+                          names->label) != 0)
         fprintf(stderr, "%s: built without libpng: no heatmap.png\n", cli_prog());
 }
 
@@ -149,7 +183,13 @@ const char *cli_threshold_rule(const char *option, const char *text)
 cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo, double win_hi,
                         const char *rule_text, size_t *degenerate)
 {
-    cli_detection d = {0};
+    return cli_score_as(EELSVAE_SCORE_PCC, input, recon, win_lo, win_hi, rule_text, degenerate);
+}
+
+cli_detection cli_score_as(eelsvae_score_kind kind, const eelsvae_cube *input, const eelsvae_cube *recon,
+                           double win_lo, double win_hi, const char *rule_text, size_t *degenerate)
+{
+    cli_detection d = {.kind = kind, .noise_intercept = NAN, .noise_slope = NAN};
     eelsvae_threshold_rule rule = {.struct_size = sizeof rule};
     cli_check(eelsvae_threshold_rule_parse(rule_text, &rule), "threshold rule");
     snprintf(d.rule, sizeof d.rule, "%s", rule_text);
@@ -161,6 +201,7 @@ cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, do
 
     eelsvae_scorer_options so;
     cli_check(eelsvae_scorer_options_init(&so), "scorer options");
+    so.kind = kind;
     so.window_lo = win_lo;
     so.window_hi = win_hi;
     eelsvae_scorer *scorer = NULL;
@@ -168,20 +209,32 @@ cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, do
     size_t constant = 0;
     cli_check(eelsvae_scorer_score(scorer, input, recon, d.score, n, &constant), "scoring");
     if (degenerate) *degenerate = constant;
-    eelsvae_direction direction = eelsvae_scorer_direction(scorer);
-    cli_check(eelsvae_threshold_select(d.score, n, direction, &rule, &d.threshold), "threshold");
-    cli_check(eelsvae_threshold_mask(d.score, n, d.threshold, direction, d.mask), "mask");
+    /* The model the chi-square divided by, for the provenance; none where
+     * the map showed no noise (the score then fell back to a variance of 1). */
+    if (kind == EELSVAE_SCORE_CHI2 &&
+        eelsvae_scorer_noise_model(scorer, input, recon, &d.noise_intercept, &d.noise_slope) != EELSVAE_OK)
+        d.noise_intercept = d.noise_slope = NAN;
+    d.direction = eelsvae_scorer_direction(scorer);
+    cli_check(eelsvae_threshold_select(d.score, n, d.direction, &rule, &d.threshold), "threshold");
+    cli_check(eelsvae_threshold_mask(d.score, n, d.threshold, d.direction, d.mask), "mask");
     eelsvae_scorer_free(scorer);
     for (size_t i = 0; i < n; i++) d.flagged += d.mask[i];
     return d;
 }
 
-cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
-                         double win_hi, const char *rule, const cli_provenance *provenance)
+cli_detection cli_detect(const char *out_dir, eelsvae_score_kind kind, const eelsvae_cube *input,
+                         const eelsvae_cube *recon, double win_lo, double win_hi, const char *rule,
+                         const cli_provenance *provenance)
 {
     size_t degenerate = 0;
-    cli_detection d = cli_score(input, recon, win_lo, win_hi, rule, &degenerate);
-    if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
+    cli_detection d = cli_score_as(kind, input, recon, win_lo, win_hi, rule, &degenerate);
+    if (degenerate && kind == EELSVAE_SCORE_CHI2)
+        fprintf(stderr, "%s: the residuals show no noise; chi2 is the mean squared residual\n", cli_prog());
+    else if (degenerate)
+        fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
+    if (!isnan(d.noise_intercept))
+        fprintf(stderr, "%s: noise model: variance = %.6g + %.6g * reconstruction\n", cli_prog(), d.noise_intercept,
+                d.noise_slope);
     save_maps(out_dir, &d, input, provenance);
     printf("threshold %.6f (%s)\nflagged %zu of %zu pixels\n", d.threshold, d.rule, d.flagged, d.ny * d.nx);
     return d;
@@ -194,8 +247,8 @@ void cli_measure(const cli_detection *d, const uint8_t *truth, eelsvae_metrics *
     cli_check(eelsvae_metrics_compute(d->mask, truth, n, m), "metrics");
     *roc_auc = *pr_auc = NAN;
     if (m->true_positive + m->false_negative > 0 && m->true_negative + m->false_positive > 0) {
-        cli_check(eelsvae_roc_auc(d->score, truth, n, EELSVAE_ANOMALOUS_BELOW, roc_auc), "ROC-AUC");
-        cli_check(eelsvae_pr_auc(d->score, truth, n, EELSVAE_ANOMALOUS_BELOW, pr_auc), "PR-AUC");
+        cli_check(eelsvae_roc_auc(d->score, truth, n, d->direction, roc_auc), "ROC-AUC");
+        cli_check(eelsvae_pr_auc(d->score, truth, n, d->direction, pr_auc), "PR-AUC");
     }
 }
 
@@ -208,6 +261,8 @@ void cli_report_metrics(const char *out_dir, const char *method, const char *tru
     cli_text t = {0};
     cli_text_printf(&t, "{\n  \"method\": ");
     cli_json_string(&t, method);
+    cli_text_printf(&t, ",\n  \"score\": ");
+    cli_json_string(&t, names_of(d->kind)->option);
     /* A ratio whose denominator is 0 is undefined, not 0: JSON null. */
     size_t flagged = m.true_positive + m.false_positive, truly = m.true_positive + m.false_negative;
     size_t either = m.true_positive + m.false_positive + m.false_negative;

@@ -11,7 +11,10 @@
 
 typedef struct cli_detection {
     size_t ny, nx;
-    float *score;     /* ny·nx PCC values */
+    eelsvae_score_kind kind;     /* what score holds */
+    eelsvae_direction direction; /* its anomalous side: thresholds and ROC/PR-AUC follow it */
+    double noise_intercept, noise_slope; /* the chi-square's variance a + b·x̂ (NaN for other kinds) */
+    float *score;     /* ny·nx scores of the kind */
     uint8_t *mask;    /* ny·nx, 1 = anomalous */
     double threshold; /* the rule's (±∞ when it flags nothing) */
     size_t flagged;   /* pixels in the mask */
@@ -31,14 +34,32 @@ const char *cli_threshold_rule(const char *option, const char *text);
     "                          contamination:F (the fraction F most anomalous) or\n" \
     "                          value:X (a fixed score); default otsu\n"
 
-/* Score input against recon by PCC over [win_lo, win_hi] and threshold
- * by the rule (cli_threshold_rule), writing nothing; *degenerate (may be NULL) counts the pixels
- * whose spectrum was constant in the window. */
+/* A --score NAME: pcc or chi2; a usage error naming `option` otherwise. */
+eelsvae_score_kind cli_score_kind(const char *option, const char *text);
+
+/* The help lines of --score (ends in "\n"). */
+#define CLI_SCORE_HELP \
+    "  --score NAME            per-pixel score: pcc (Pearson correlation of spectrum\n" \
+    "                          and reconstruction, low = anomalous; the paper's) or\n" \
+    "                          chi2 (reduced chi-square of the residual against a\n" \
+    "                          noise variance a + b*recon fitted on the map, about 1\n" \
+    "                          for bulk pixels whatever their counts, high =\n" \
+    "                          anomalous); default pcc\n"
+
+/* Score input against recon by `kind` over [win_lo, win_hi] and threshold
+ * on the kind's anomalous side by the rule (cli_threshold_rule), writing
+ * nothing; *degenerate (may be NULL) counts the pixels that met a degenerate
+ * case (a constant spectrum in the window, a map without noise). */
+cli_detection cli_score_as(eelsvae_score_kind kind, const eelsvae_cube *input, const eelsvae_cube *recon,
+                           double win_lo, double win_hi, const char *rule, size_t *degenerate);
+
+/* cli_score_as() by PCC, the paper's score. */
 cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo, double win_hi,
                         const char *rule, size_t *degenerate);
 
 /* Precision, recall, F1, IoU of d's mask against the truth, with ROC-AUC and
- * PR-AUC of its scores (NaN when the truth has only one class). */
+ * PR-AUC of its scores on d's anomalous side (NaN when the truth has only
+ * one class). */
 void cli_measure(const cli_detection *d, const uint8_t *truth, eelsvae_metrics *m, double *roc_auc, double *pr_auc);
 
 /* Where a map came from, written into every map file: the .hspy metadata
@@ -67,11 +88,12 @@ unsigned cli_parse_map_formats(const char *option, const char *text);
     "                          rpl, or a list such as hspy,tiff; all carry the scan's\n" \
     "                          spatial calibration and the provenance\n"
 
-/* Score input against recon by PCC over [win_lo, win_hi], threshold, and
+/* Score input against recon by `kind` over [win_lo, win_hi], threshold, and
  * write DIR/score.EXT, DIR/mask.EXT (as cli_set_map_formats() chose) and
  * DIR/heatmap.png (the map enlarged, a colour bar, flagged pixels outlined). */
-cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
-                         double win_hi, const char *rule, const cli_provenance *provenance);
+cli_detection cli_detect(const char *out_dir, eelsvae_score_kind kind, const eelsvae_cube *input,
+                         const eelsvae_cube *recon, double win_lo, double win_hi, const char *rule,
+                         const cli_provenance *provenance);
 
 /* Compare with the truth mask at truth_path: print the metrics and write
  * DIR/metrics.json, labelled with `method` (undefined metrics are null). */
