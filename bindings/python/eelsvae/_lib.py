@@ -350,6 +350,7 @@ FUNCTIONS = {
     "eelsvae_scorer_create": (STATUS, [POINTER(ScorerOptions), POINTER(ScorerP)]),
     "eelsvae_scorer_free": (None, [ScorerP]),
     "eelsvae_scorer_direction": (c_enum, [ScorerP]),
+    "eelsvae_scorer_noise_model": (STATUS, [ScorerP, CubeP, CubeP, P_double, P_double]),
     "eelsvae_scorer_score": (STATUS, [ScorerP, CubeP, CubeP, P_float, c_size_t, P_size]),
     "eelsvae_otsu_threshold": (STATUS, [P_float, c_size_t, c_size_t, P_double]),
     "eelsvae_threshold_mask": (STATUS, [P_float, c_size_t, c_double, c_enum, P_u8]),

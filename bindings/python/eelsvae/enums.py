@@ -45,9 +45,10 @@ class ScoreKind(_NamedEnum):
     PCC = 0
     MSE = 1
     SPECTRAL_ANGLE = 2
+    CHI2 = 3
 
 
-ScoreKind._aliases = {"ANGLE": "SPECTRAL_ANGLE", "SAM": "SPECTRAL_ANGLE"}
+ScoreKind._aliases = {"ANGLE": "SPECTRAL_ANGLE", "SAM": "SPECTRAL_ANGLE", "CHI_SQUARE": "CHI2"}
 
 
 class Direction(_NamedEnum):

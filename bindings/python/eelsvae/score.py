@@ -99,7 +99,9 @@ def _as_window(window):
 class Scorer(Handle):
     """Scores every pixel of a cube against its reconstruction over an energy window.
 
-    ``kind``: 'pcc' (low = anomalous), 'mse' or 'spectral_angle' (high = anomalous);
+    ``kind``: 'pcc' (low = anomalous), 'mse', 'spectral_angle' or 'chi2' (high =
+    anomalous; the reduced chi-square against the noise model of :meth:`noise_model`,
+    about 1 for a bulk pixel whatever its counts);
     ``window``: (lo, hi) in the cube's energy units, an :class:`Edge` or an edge
     name such as 'Fe-L' (its :attr:`Edge.window`, eV); default (None) the whole
     energy axis, as no edge is assumed (the paper's Fe L window was 690–730 eV).
@@ -143,6 +145,15 @@ class Scorer(Handle):
         degenerate = c_size_t()
         lib.eelsvae_scorer_score(self._h, original._h, reconstruction._h, fptr(out), out.size, byref(degenerate))
         return (out, degenerate.value) if return_degenerate else out
+
+    def noise_model(self, original, reconstruction):
+        """(intercept, slope) of the variance a + b·x̂ the chi-square score divides by,
+        fitted robustly on this map over the scorer's window (any kind may ask).
+        Raises EelsvaeError (NUMERIC) when the residuals show no noise."""
+        original, reconstruction = as_cube(original), as_cube(reconstruction)
+        a, b = c_double(), c_double()
+        lib.eelsvae_scorer_noise_model(self._h, original._h, reconstruction._h, byref(a), byref(b))
+        return a.value, b.value
 
     def __repr__(self):
         if self.closed:

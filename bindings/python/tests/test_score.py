@@ -272,3 +272,25 @@ def test_fdr_flags_nothing_in_a_normal_bulk_and_finds_outliers(rng):
     k = passed[-1] + 1 if passed.size else 0
     t = eelsvae.threshold(scores, "fdr:0.01")
     assert eelsvae.threshold_mask(scores, t, "below").sum() == k == 15
+
+
+def test_chi2_against_its_noise_model(rng):
+    """The chi-square: high = anomalous, about 1 where the noise is what the fitted
+    model says (variance 0.01 + 0.02·x̂ here), and per pixel mean(r² / (a + b·x̂))."""
+    ny, nx, ne = 40, 40, 50
+    xhat = (rng.uniform(1.0, 10.0, (ny, nx, 1)) * np.linspace(0.5, 1.5, ne)).astype(np.float32)
+    x = (xhat + rng.normal(0.0, 1.0, xhat.shape) * np.sqrt(0.01 + 0.02 * xhat)).astype(np.float32)
+    calib = (600.0, 1.0, "eV")
+    orig, rec = eelsvae.Cube.from_numpy(x, energy=calib), eelsvae.Cube.from_numpy(xhat, energy=calib)
+    scorer = eelsvae.Scorer("chi2")
+    assert scorer.kind == ScoreKind.CHI2 and eelsvae.Scorer("chi_square").kind == ScoreKind.CHI2
+    assert scorer.direction == Direction.ABOVE and repr(scorer) == "<Scorer chi2 whole energy axis>"
+    a, b = scorer.noise_model(orig, rec)
+    assert abs(a - 0.01) < 0.01 and abs(b - 0.02) < 0.002, (a, b)
+    scores = scorer.score(orig, rec)
+    r = x.astype(np.float64) - xhat
+    np.testing.assert_allclose(scores, (r * r / (a + b * xhat.astype(np.float64))).mean(axis=2), rtol=1e-5)
+    assert abs(float(scores.mean()) - 1.0) < 0.05
+    with pytest.raises(EelsvaeError) as info:
+        scorer.noise_model(rec, rec)                        # a perfect reconstruction shows no noise
+    assert info.value.status == Status.NUMERIC and "no noise" in info.value.message
