@@ -104,10 +104,10 @@ static double *gradient_levels(size_t ny, size_t nx)
 static void test_fit_recovers_affine_variance(void **state)
 {
     (void)state;
-    /* 128 × 128 × 72 = 1 179 648 samples: more than the 2^20 the fit takes,
+    /* 128 × 128 × 72 = 1 179 648 samples: more than the 2^18 the fit takes,
      * so the seeded subsample is what is tested. Variance 0.3 + 0.2·x̂ over
-     * x̂ in 1.2 … 19: 0.5 … 4.1. Each of 32 bins holds 32 768 samples, whose
-     * robust variance has a relative standard error of about 1 % (MAD's
+     * x̂ in 1.2 … 19: 0.5 … 4.1. Each of 32 bins holds 8192 samples, whose
+     * robust variance has a relative standard error of about 2 % (MAD's
      * efficiency 37 %); the line through them is good to a few per cent of
      * the variance range, hence the tolerances. */
     size_t ny = 128, nx = 128, ne = 72;

@@ -139,7 +139,7 @@ EELSVAE_API eelsvae_status eelsvae_scorer_score(const eelsvae_scorer *scorer, co
  * noise have a variance affine in their mean, and the preprocessing
  * (percentile scaling, blurs, a spatial mean) is linear, so the model holds
  * in prepared units as in scaled counts. The fit is robust, as anomalies
- * are a minority: the window's (pixel, channel) samples — at most 2²⁰, drawn
+ * are a minority: the window's (pixel, channel) samples — at most 2¹⁸, drawn
  * by a fixed-seed generator on a larger map, so the fit is deterministic —
  * are sorted by x̂ into up to 32 bins of equal count (at least 64 samples
  * each); a bin's variance is (1.4826 · median |x − x̂|)², and the line is

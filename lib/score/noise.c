@@ -17,7 +17,7 @@
 #include <string.h>
 
 enum {
-    NOISE_MAX_SAMPLES = 1 << 20, /* enough for 32 bins of 32 768; a large SI is subsampled */
+    NOISE_MAX_SAMPLES = 1 << 18, /* 32 bins of 8192: a bin variance good to 2 %; a larger map is subsampled */
     NOISE_MAX_BINS = 32,
     NOISE_MIN_PER_BIN = 64 /* fewer samples per bin than this and a median is too noisy */
 };
