@@ -71,6 +71,7 @@ typedef struct fig_mark {
     double x;
     const char *colour;
     const char *label;
+    int label_left; /* label to the left of the line (for the left one of two close marks) */
 } fig_mark;
 
 typedef enum fig_legend { FIG_LEGEND_LOWER_LEFT, FIG_LEGEND_LOWER_RIGHT, FIG_LEGEND_UPPER_LEFT, FIG_LEGEND_UPPER_RIGHT } fig_legend;
@@ -93,6 +94,11 @@ typedef struct fig_plot {
 /* A grid of plots, `columns` wide, each panel_w × panel_h pixels. */
 void fig_svg_plots(const char *path, const char *title, const fig_plot *plots, size_t n, size_t columns,
                    double panel_w, double panel_h);
+
+/* Plots stacked in one column `width` pixels wide, plot i heights[i] tall
+ * (a main panel above a shorter one for its residual, say). */
+void fig_svg_plot_column(const char *path, const char *title, const fig_plot *plots, const double *heights, size_t n,
+                         double width);
 
 /* A fig_plot with every field neutral (NaN limits, no band, legend upper right). */
 fig_plot fig_plot_init(const char *title, const char *xlabel, const char *ylabel);
