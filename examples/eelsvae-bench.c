@@ -765,7 +765,7 @@ static void figure_3(bench *b)
             const char *colour = c ? "#d62728" : "#1f77b4";
             snprintf(legend[k][c], sizeof legend[k][c], "%s, mean %.3f", c ? "anomalous" : "normal", b->rep.hist_mean[k][c]);
             series[k][c] = (fig_series){legend[k][c], colour, xs[k][c], ys[k][c], 2 * HIST_BINS, 0, 0};
-            marks[k][c] = (fig_mark){.x = b->rep.hist_mean[k][c], .colour = colour, .label = ""};
+            marks[k][c] = (fig_mark){b->rep.hist_mean[k][c], colour, ""};
         }
         p[k].series = series[k];
         p[k].n_series = 2;

@@ -4,7 +4,8 @@
 # eelsvae-pca --explain must write explain.csv whose flagged mean rises
 # through half its window maximum 2.4 eV above the bulk mean (tolerance
 # ±0.45 eV: 1.5 channels of 0.3 eV, for the blurred disk rims the flagged
-# set mixes in), whose residual is flagged mean − reconstruction mean, and
+# set mixes in) and whose shift the program reports within the same
+# tolerance, whose residual is flagged mean − reconstruction mean, and
 # explain_top.csv whose pixels are the K lowest scores of score.npy in
 # order; the SVGs parse and say how many pixels were flagged. When nothing
 # is flagged the program says so and leaves no explain file behind; K = 0
@@ -25,6 +26,9 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 grep -q "^explain: wrote explain.csv, explain.svg, explain_top.csv and explain_top.svg (top 3)" "$tmp/pca.txt" ||
   fail "eelsvae-pca --explain did not say what it wrote: $(cat "$tmp/pca.txt")"
 flagged=$(awk '/^flagged / {print $2}' "$tmp/pca.txt")
+reported=$(sed -n 's/^explain: the flagged mean matches the bulk mean shifted by \([-+0-9.]*\) eV.*/\1/p' "$tmp/pca.txt")
+"$py" -c 'import sys; sys.exit(not abs(float(sys.argv[1]) - 2.4) <= 0.45)' "${reported:-nan}" ||
+  fail "eelsvae-pca --explain reports a shift of '$reported' eV, injected 2.4: $(cat "$tmp/pca.txt")"
 
 # The CSV files against the score map, and the injected shift.
 "$py" - "$tmp/p" "$flagged" <<'EOF' || fail "eelsvae-pca's explain files (above)"

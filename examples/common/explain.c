@@ -52,23 +52,56 @@ static explain_means means_of(const eelsvae_cube *input, const eelsvae_cube *rec
     return m;
 }
 
-/* Energy where a curve rises through halfway between its maximum and the
- * lowest point before it (linear between channels), walking back from the
- * maximum: a background decaying ahead of the edge does not move it, as it
- * would a first crossing of half the maximum. NaN when the maximum is at
- * the first channel (no rise in the window). */
-static double half_rise(const double *e, const double *y, size_t n)
+/* How far the flagged mean lies along the energy axis from the bulk's: the
+ * shift s (eV) for which flagged(E) best matches bulk(E − s), as the lag of
+ * the highest Pearson correlation of their slopes (channel-to-channel
+ * differences, blind to a background offset and to an overall scale) within
+ * a quarter of the window, refined between channels by a parabola through
+ * the peak. A single edge or several white lines give the same answer,
+ * where the rise of one curve to its maximum would not. Both fields NaN
+ * when there is no bulk (every pixel flagged) or the window is under 8
+ * channels. */
+typedef struct explain_shift {
+    double ev;   /* flagged minus bulk, eV: positive when the flagged features lie higher */
+    double corr; /* the slopes' correlation at that shift */
+} explain_shift;
+
+/* Pearson r of a[i] and b[i − lag] over the i where both exist. */
+static double lagged_corr(const double *a, const double *b, size_t n, long lag)
 {
-    size_t top = 0;
-    for (size_t i = 1; i < n; i++)
-        if (y[i] > y[top]) top = i;
-    if (top == 0) return NAN;
-    double low = y[0];
-    for (size_t i = 1; i < top; i++) low = fmin(low, y[i]);
-    double mid = (low + y[top]) / 2;
-    for (size_t i = top; i > 0; i--)
-        if (y[i - 1] < mid) return e[i - 1] + (mid - y[i - 1]) / (y[i] - y[i - 1]) * (e[i] - e[i - 1]);
-    return NAN; /* unreachable: low < mid lies before top */
+    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, m = 0;
+    for (long i = lag > 0 ? lag : 0; i < (long)n && i - lag < (long)n; i++) {
+        double x = a[i], y = b[i - lag];
+        sa += x, sb += y, saa += x * x, sbb += y * y, sab += x * y, m++;
+    }
+    double va = saa - sa * sa / m, vb = sbb - sb * sb / m;
+    return va > 0 && vb > 0 ? (sab - sa * sb / m) / sqrt(va * vb) : NAN;
+}
+
+static explain_shift shift_of(const explain_means *m)
+{
+    explain_shift out = {NAN, NAN};
+    size_t n = m->n - 1; /* slopes */
+    if (m->n < 8 || isnan(m->bulk[0])) return out;
+    double *slopes = malloc(2 * n * sizeof *slopes);
+    if (!slopes) cli_fail("out of memory");
+    double *sf = slopes, *sb = slopes + n;
+    for (size_t i = 0; i < n; i++) sf[i] = m->flagged[i + 1] - m->flagged[i], sb[i] = m->bulk[i + 1] - m->bulk[i];
+    long reach = (long)(m->n / 4), best = 0;
+    double c_best = -INFINITY;
+    for (long lag = -reach; lag <= reach; lag++) {
+        double c = lagged_corr(sf, sb, n, lag);
+        if (c > c_best) c_best = c, best = lag;
+    }
+    if (isfinite(c_best)) {
+        double below = lagged_corr(sf, sb, n, best - 1), above = lagged_corr(sf, sb, n, best + 1);
+        double curve = below - 2 * c_best + above, step = 0;
+        if (best > -reach && best < reach && curve < 0) step = 0.5 * (below - above) / curve;
+        out.ev = ((double)best + step) * (m->energy[1] - m->energy[0]);
+        out.corr = c_best;
+    }
+    free(slopes);
+    return out;
 }
 
 static void write_means_csv(const char *path, const explain_means *m)
@@ -87,28 +120,25 @@ static const char *intensity_label(const cli_provenance *p)
     return p && p->intensity ? p->intensity : "intensity";
 }
 
-/* The three means above, the residual below; vertical marks at the
- * half-rise of the flagged and bulk means, where a shifted edge shows. */
+/* The three means above, with the shift between flagged and bulk in the
+ * panel's title; the residual below. */
 static void write_means_svg(const char *path, const explain_means *m, const cli_detection *d,
-                            const cli_provenance *p, double rise_flagged, double rise_bulk)
+                            const cli_provenance *p, explain_shift shift)
 {
     size_t pixels = d->ny * d->nx;
-    char bulk_label[64], flagged_label[64], mark_f[64], mark_b[64], title[160], top_title[192];
+    char bulk_label[64], flagged_label[64], title[160], top_title[256];
     snprintf(bulk_label, sizeof bulk_label, "bulk mean (%zu pixels)", pixels - d->flagged);
     snprintf(flagged_label, sizeof flagged_label, "flagged mean (%zu pixels)", d->flagged);
-    snprintf(mark_f, sizeof mark_f, "flagged half-rise %.2f eV", rise_flagged);
-    snprintf(mark_b, sizeof mark_b, "bulk half-rise %.2f eV", rise_bulk);
     snprintf(title, sizeof title, "%zu of %zu pixels flagged (%s): their mean spectrum against the bulk's", d->flagged,
              pixels, d->rule);
-    snprintf(top_title, sizeof top_title, "Mean spectra over the %s", p && p->range ? p->range : "scored range");
+    int n = snprintf(top_title, sizeof top_title, "Mean spectra over the %s", p && p->range ? p->range : "scored range");
+    if (!isnan(shift.ev) && n > 0 && (size_t)n < sizeof top_title)
+        snprintf(top_title + n, sizeof top_title - (size_t)n, "; flagged ≈ bulk shifted by %+.2f eV", shift.ev);
     const fig_series means[] = {
         {bulk_label, "#555555", m->energy, m->bulk, m->n, 0, 0},
         {flagged_label, "#d62728", m->energy, m->flagged, m->n, 0, 0},
         {"their reconstructions' mean", "#1f77b4", m->energy, m->recon, m->n, 1, 0},
     };
-    /* The left mark's label goes left of its line, so the two labels do not cross. */
-    const fig_mark marks[] = {{rise_bulk, "#555555", mark_b, rise_bulk < rise_flagged},
-                              {rise_flagged, "#d62728", mark_f, rise_flagged < rise_bulk}};
     double zero_x[2] = {m->energy[0], m->energy[m->n - 1]}, zero_y[2] = {0, 0};
     const fig_series residual[] = {
         {NULL, "#999999", zero_x, zero_y, 2, 1, 0},
@@ -117,10 +147,10 @@ static void write_means_svg(const char *path, const explain_means *m, const cli_
     fig_plot plots[2] = {fig_plot_init(top_title, "energy loss (eV)", intensity_label(p)),
                          fig_plot_init("Mean residual of the flagged pixels: spectrum − reconstruction",
                                        "energy loss (eV)", "residual (same scale)")};
-    plots[0].series = means, plots[0].n_series = 3, plots[0].marks = marks, plots[0].n_marks = 2;
-    plots[0].legend = FIG_LEGEND_UPPER_LEFT;
+    plots[0].series = means, plots[0].n_series = 3;
+    plots[0].legend = FIG_LEGEND_UPPER_RIGHT;
     plots[1].series = residual, plots[1].n_series = 2;
-    plots[1].legend = FIG_LEGEND_UPPER_LEFT;
+    plots[1].legend = FIG_LEGEND_UPPER_RIGHT;
     const double heights[2] = {440, 260};
     fig_svg_plot_column(path, title, plots, heights, 2, 980);
 }
@@ -195,7 +225,7 @@ static void write_top_svg(const char *path, const size_t *top, size_t k, const c
         series[2 * r + 1] = (fig_series){r ? NULL : "reconstruction", "#1f77b4", m->energy, sb, m->n, 1, 0};
         snprintf(titles[r], sizeof titles[r], "#%zu: (y %zu, x %zu), PCC %.4f", r + 1, y, x, (double)d->score[top[r]]);
         plots[r] = fig_plot_init(titles[r], "energy loss (eV)", intensity_label(p));
-        plots[r].series = series + 2 * r, plots[r].n_series = 2, plots[r].legend = FIG_LEGEND_UPPER_LEFT;
+        plots[r].series = series + 2 * r, plots[r].n_series = 2, plots[r].legend = FIG_LEGEND_UPPER_RIGHT;
     }
     char title[128];
     snprintf(title, sizeof title, "The %zu most anomalous of %zu flagged pixels: spectrum and reconstruction", k,
@@ -222,21 +252,18 @@ void cli_explain(const char *out_dir, const eelsvae_cube *input, const eelsvae_c
         return;
     }
     explain_means m = means_of(input, recon, d, win_lo, win_hi);
-    double rise_flagged = half_rise(m.energy, m.flagged, m.n), rise_bulk = half_rise(m.energy, m.bulk, m.n);
+    explain_shift shift = shift_of(&m);
     write_means_csv(cli_join(out_dir, "explain.csv"), &m);
-    write_means_svg(cli_join(out_dir, "explain.svg"), &m, d, provenance, rise_flagged, rise_bulk);
+    write_means_svg(cli_join(out_dir, "explain.svg"), &m, d, provenance, shift);
     size_t k = top < d->flagged ? top : d->flagged;
     size_t *picks = malloc(k * sizeof *picks);
     if (!picks) cli_fail("out of memory");
     k = top_flagged(d, k, picks);
     write_top_csv(cli_join(out_dir, "explain_top.csv"), picks, k, d, &m, input, recon);
     write_top_svg(cli_join(out_dir, "explain_top.svg"), picks, k, d, &m, input, recon, provenance);
-    if (isnan(rise_flagged) || isnan(rise_bulk))
-        printf("explain: a mean spectrum peaks at the start of the range, so no edge rise is marked\n");
-    else
-        printf("explain: the mean spectrum rises through half its edge at %.2f eV (flagged) and %.2f eV (bulk): "
-               "%+.2f eV\n",
-               rise_flagged, rise_bulk, rise_flagged - rise_bulk);
+    if (!isnan(shift.ev))
+        printf("explain: the flagged mean matches the bulk mean shifted by %+.2f eV (their slopes correlate %.2f)\n",
+               shift.ev, shift.corr);
     printf("explain: wrote explain.csv, explain.svg, explain_top.csv and explain_top.svg (top %zu) in %s\n", k,
            out_dir);
     free(picks);

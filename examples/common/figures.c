@@ -352,8 +352,7 @@ static void plot_marks(cli_text *t, const frame *f, const fig_plot *p)
                         x, f->y, x, f->y + f->h, m->colour);
         char style[64];
         snprintf(style, sizeof style, "font-size=\"11\" fill=\"%s\"", m->colour);
-        svg_text(t, m->label_left ? x - 3 : x + 3, f->y + 14 + 13.0 * (double)i, m->label_left ? "end" : "start", style,
-                 m->label);
+        svg_text(t, x + 3, f->y + 14 + 13.0 * (double)i, "start", style, m->label);
     }
 }
 

@@ -71,7 +71,6 @@ typedef struct fig_mark {
     double x;
     const char *colour;
     const char *label;
-    int label_left; /* label to the left of the line (for the left one of two close marks) */
 } fig_mark;
 
 typedef enum fig_legend { FIG_LEGEND_LOWER_LEFT, FIG_LEGEND_LOWER_RIGHT, FIG_LEGEND_UPPER_LEFT, FIG_LEGEND_UPPER_RIGHT } fig_legend;
