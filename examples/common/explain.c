@@ -52,15 +52,7 @@ static explain_means means_of(const eelsvae_cube *input, const eelsvae_cube *rec
     return m;
 }
 
-/* How far the flagged mean lies along the energy axis from the bulk's: the
- * shift s (eV) for which flagged(E) best matches bulk(E − s), as the lag of
- * the highest Pearson correlation of their slopes (channel-to-channel
- * differences, blind to a background offset and to an overall scale) within
- * a quarter of the window, refined between channels by a parabola through
- * the peak. A single edge or several white lines give the same answer,
- * where the rise of one curve to its maximum would not. Both fields NaN
- * when there is no bulk (every pixel flagged) or the window is under 8
- * channels. */
+/* How far the flagged mean lies along the energy axis from the bulk's. */
 typedef struct explain_shift {
     double ev;   /* flagged minus bulk, eV: positive when the flagged features lie higher */
     double corr; /* the slopes' correlation at that shift */
@@ -69,20 +61,28 @@ typedef struct explain_shift {
 /* Pearson r of a[i] and b[i − lag] over the i where both exist. */
 static double lagged_corr(const double *a, const double *b, size_t n, long lag)
 {
-    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, m = 0;
+    double sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, count = 0;
     for (long i = lag > 0 ? lag : 0; i < (long)n && i - lag < (long)n; i++) {
         double x = a[i], y = b[i - lag];
-        sa += x, sb += y, saa += x * x, sbb += y * y, sab += x * y, m++;
+        sa += x, sb += y, saa += x * x, sbb += y * y, sab += x * y, count++;
     }
-    double va = saa - sa * sa / m, vb = sbb - sb * sb / m;
-    return va > 0 && vb > 0 ? (sab - sa * sb / m) / sqrt(va * vb) : NAN;
+    double va = saa - sa * sa / count, vb = sbb - sb * sb / count;
+    return va > 0 && vb > 0 ? (sab - sa * sb / count) / sqrt(va * vb) : NAN;
 }
 
+/* The shift s for which flagged(E) best matches bulk(E − s): the lag of the
+ * highest Pearson correlation of their slopes (channel-to-channel
+ * differences, blind to a background offset and to an overall scale) within
+ * a quarter of the window, refined between channels by a parabola through
+ * the peak. A single edge and a pair of white lines alike give the shift,
+ * where the rise of each curve to its maximum can mislead (on the real SI's
+ * Ti L2,3 it pointed the wrong way). Both fields NaN when there is no bulk
+ * (every pixel flagged) or the window is under 8 channels. */
 static explain_shift shift_of(const explain_means *m)
 {
     explain_shift out = {NAN, NAN};
-    size_t n = m->n - 1; /* slopes */
     if (m->n < 8 || isnan(m->bulk[0])) return out;
+    size_t n = m->n - 1; /* slopes */
     double *slopes = malloc(2 * n * sizeof *slopes);
     if (!slopes) cli_fail("out of memory");
     double *sf = slopes, *sb = slopes + n;
