@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "explain.h"
 #include "image.h"
 
 static unsigned map_formats; /* 0: hspy when built with HDF5, else npy */
@@ -168,9 +169,9 @@ cli_detection cli_score(const eelsvae_cube *input, const eelsvae_cube *recon, do
     size_t constant = 0;
     cli_check(eelsvae_scorer_score(scorer, input, recon, d.score, n, &constant), "scoring");
     if (degenerate) *degenerate = constant;
-    eelsvae_direction direction = eelsvae_scorer_direction(scorer);
-    cli_check(eelsvae_threshold_select(d.score, n, direction, &rule, &d.threshold), "threshold");
-    cli_check(eelsvae_threshold_mask(d.score, n, d.threshold, direction, d.mask), "mask");
+    d.direction = eelsvae_scorer_direction(scorer);
+    cli_check(eelsvae_threshold_select(d.score, n, d.direction, &rule, &d.threshold), "threshold");
+    cli_check(eelsvae_threshold_mask(d.score, n, d.threshold, d.direction, d.mask), "mask");
     eelsvae_scorer_free(scorer);
     for (size_t i = 0; i < n; i++) d.flagged += d.mask[i];
     return d;
@@ -184,6 +185,8 @@ cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const e
     if (degenerate) fprintf(stderr, "%s: %zu pixels had a constant spectrum in the window\n", cli_prog(), degenerate);
     save_maps(out_dir, &d, input, provenance);
     printf("threshold %.6f (%s)\nflagged %zu of %zu pixels\n", d.threshold, d.rule, d.flagged, d.ny * d.nx);
+    if (cli_explain_requested())
+        cli_explain(out_dir, input, recon, &d, win_lo, win_hi, cli_explain_requested(), provenance);
     return d;
 }
 

@@ -12,6 +12,7 @@
 typedef struct cli_detection {
     size_t ny, nx;
     float *score;     /* ny·nx PCC values */
+    eelsvae_direction direction; /* the side of the threshold that is anomalous */
     uint8_t *mask;    /* ny·nx, 1 = anomalous */
     double threshold; /* the rule's (±∞ when it flags nothing) */
     size_t flagged;   /* pixels in the mask */
@@ -48,6 +49,8 @@ typedef struct cli_provenance {
     const char *method; /* "vae", "pca4", … */
     const char *model;  /* the model file, or NULL */
     const char *range;  /* what the score covers, e.g. "Ti-L2,3 edge, 446 … 492 eV" */
+    const char *intensity; /* what the scored cube holds, a short axis label such as
+                              "preprocessed intensity (0 … 1)"; NULL: "intensity" */
 } cli_provenance;
 
 /* The formats cli_detect() writes the score map and the mask in: a set of
@@ -68,8 +71,9 @@ unsigned cli_parse_map_formats(const char *option, const char *text);
     "                          spatial calibration and the provenance\n"
 
 /* Score input against recon by PCC over [win_lo, win_hi], threshold, and
- * write DIR/score.EXT, DIR/mask.EXT (as cli_set_map_formats() chose) and
- * DIR/heatmap.png (the map enlarged, a colour bar, flagged pixels outlined). */
+ * write DIR/score.EXT, DIR/mask.EXT (as cli_set_map_formats() chose),
+ * DIR/heatmap.png (the map enlarged, a colour bar, flagged pixels outlined)
+ * and, after --explain (explain.h), the explanation of the flagged pixels. */
 cli_detection cli_detect(const char *out_dir, const eelsvae_cube *input, const eelsvae_cube *recon, double win_lo,
                          double win_hi, const char *rule, const cli_provenance *provenance);
 
