@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "common/detect.h"
 #include "common/energy.h"
+#include "common/explain.h"
 
 static void usage(void)
 {
@@ -25,8 +26,9 @@ static void usage(void)
            "Writes DIR/score.hspy and DIR/mask.hspy (or the formats of --map-format) with\n"
            "the scan's calibration and the provenance, DIR/heatmap.png, with --truth\n"
            "DIR/metrics.json (also printed), with --latent\n"
-           "DIR/latent.npy (the latent mean of every tile, tiles_y × tiles_x × L) and\n"
-           "with --recon DIR/recon.npy.\n\n"
+           "DIR/latent.npy (the latent mean of every tile, tiles_y × tiles_x × L),\n"
+           "with --recon DIR/recon.npy and with --explain DIR/explain*.csv and .svg\n"
+           "(see below).\n\n"
            "Options:\n"
            "  --model MODEL           model file from eelsvae-train\n"
            CLI_RANGE_HELP("score over", "the model's whole range")
@@ -42,6 +44,7 @@ static void usage(void)
            "  --recon                 write recon.npy (the preprocessed reconstruction)\n"
            CLI_SCORE_HELP
            CLI_THRESHOLD_HELP
+           CLI_EXPLAIN_HELP
            "  --threads T             threads (default: all cores)\n"
            "  --help                  this text\n",
            cli_prog());
@@ -77,6 +80,8 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--recon")) a.recon = 1;
         else if (!strcmp(o, "--threshold")) a.rule = cli_threshold_rule(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--score")) a.score = cli_score_kind(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--explain")) cli_set_explain(0);
+        else if (!strcmp(o, "--explain-top")) cli_set_explain(cli_explain_top_option(o, cli_value(argc, argv, &i)));
         else if (!strcmp(o, "--threads")) cli_check(eelsvae_set_threads((int)cli_size(o, cli_value(argc, argv, &i))), o);
         else if (o[0] == '-') cli_usage_error("unknown option '%s'", o);
         else if (a.cube) cli_usage_error("one CUBE only (got '%s' and '%s')", a.cube, o);
@@ -124,7 +129,8 @@ int main(int argc, char **argv)
     fprintf(stderr, "%s: tiles of %zu at stride %zu\n", cli_prog(), mo.tile, stride);
     cli_check(eelsvae_model_reconstruct(model, prepared, stride, &recon), "reconstruction");
 
-    cli_provenance prov = {a.cube, "vae", a.model, a.range.label};
+    /* The scored cube is the model's prepared one: say so on the explanation's intensity axis. */
+    cli_provenance prov = {a.cube, "vae", a.model, a.range.label, "model-prepared intensity (0 … 1)"};
     cli_detection d = cli_detect(a.out, a.score, prepared, recon, a.range.lo, a.range.hi, a.rule, &prov);
     if (a.truth) cli_report_metrics(a.out, "vae", a.truth, &d);
     if (a.latent) write_latent(a.out, model, prepared);

@@ -11,6 +11,7 @@
 #include "common/cli.h"
 #include "common/detect.h"
 #include "common/energy.h"
+#include "common/explain.h"
 
 static void usage(void)
 {
@@ -25,8 +26,8 @@ static void usage(void)
            "Writes DIR/score.hspy (float32 score map) and DIR/mask.hspy (uint8, 1 =\n"
            "anomalous), or the formats of --map-format, with the scan's calibration and\n"
            "the provenance; DIR/heatmap.png (viridis from the lowest to the highest\n"
-           "score, flagged pixels outlined) and, with --truth, DIR/metrics.json (also\n"
-           "printed).\n\n"
+           "score, flagged pixels outlined), with --truth DIR/metrics.json (also\n"
+           "printed) and with --explain DIR/explain*.csv and .svg (see below).\n\n"
            "Options:\n"
            "  --components K          number of PCA components (default 4)\n"
            "  --trim F                robust fit: each component is fitted without the\n"
@@ -44,6 +45,7 @@ static void usage(void)
            "  --no-preprocess         fit the cube as it is\n"
            CLI_SCORE_HELP
            CLI_THRESHOLD_HELP
+           CLI_EXPLAIN_HELP
            "  --threads T             threads (default: all cores)\n"
            "  --help                  this text\n",
            cli_prog());
@@ -79,6 +81,8 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--no-preprocess")) a.preprocess = 0;
         else if (!strcmp(o, "--threshold")) a.rule = cli_threshold_rule(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--score")) a.score = cli_score_kind(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--explain")) cli_set_explain(0);
+        else if (!strcmp(o, "--explain-top")) cli_set_explain(cli_explain_top_option(o, cli_value(argc, argv, &i)));
         else if (!strcmp(o, "--threads")) cli_check(eelsvae_set_threads((int)cli_size(o, cli_value(argc, argv, &i))), o);
         else if (o[0] == '-') cli_usage_error("unknown option '%s'", o);
         else if (a.cube) cli_usage_error("one CUBE only (got '%s' and '%s')", a.cube, o);
@@ -124,7 +128,9 @@ int main(int argc, char **argv)
 
     char method[32];
     snprintf(method, sizeof method, "pca%zu", a.components);
-    cli_provenance prov = {a.cube, method, NULL, a.range.label};
+    /* The scored cube is the preprocessed one: say so on the explanation's intensity axis. */
+    cli_provenance prov = {a.cube, method, NULL, a.range.label,
+                           a.preprocess ? "preprocessed intensity (0 … 1)" : "intensity (as loaded)"};
     cli_detection d = cli_detect(a.out, a.score, cube, recon, a.range.lo, a.range.hi, a.rule, &prov);
     if (a.truth) {
         cli_report_metrics(a.out, method, a.truth, &d);

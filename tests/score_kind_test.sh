@@ -3,8 +3,9 @@
 # name is a usage error naming the option, and on a small synthetic SI with a
 # 2.4 eV shift eelsvae-pca --score chi2 writes a chi-square map — labelled so
 # in metrics.json, its title and its provenance (with the noise model) —
-# whose mask is its high side and whose ROC-AUC is measured on that side
-# (a ROC-AUC taken on PCC's low side would fall below 0.5).
+# whose mask is its high side, whose ROC-AUC is measured on that side
+# (a ROC-AUC taken on PCC's low side would fall below 0.5), and whose
+# --explain-top pixels are its highest scores.
 # usage: score_kind_test.sh BUILD_EXAMPLES_DIR
 set -euo pipefail
 bin=$1
@@ -14,7 +15,8 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 for p in eelsvae-pca eelsvae-detect; do
-  "$bin/$p" --help | grep -q -- "--score NAME" || fail "$p --help does not list --score"
+  "$bin/$p" --help >"$tmp/help"   # not piped into grep -q, whose early exit would SIGPIPE it under pipefail
+  grep -q -- "--score NAME" "$tmp/help" || fail "$p --help does not list --score"
   set +e; "$bin/$p" x.npy --out "$tmp/x" --score pearson >/dev/null 2>"$tmp/err"; rc=$?; set -e
   [[ $rc -eq 2 ]] || fail "$p --score pearson exited $rc, expected 2"
   grep -q -- "--score: 'pearson' is not a score; choose pcc or chi2" "$tmp/err" || fail "$p: $(cat "$tmp/err")"
@@ -23,7 +25,7 @@ done
 "$bin/eelsvae-synth" --out "$tmp/si" --size 48 --shifts 2.4 --disks 2 --radius 5 >/dev/null
 for score in pcc chi2; do
   "$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --components 3 --window 690:730 --out "$tmp/$score" --score "$score" \
-    --map-format npy --truth "$tmp/si/mask.npy" >"$tmp/$score.out" 2>"$tmp/$score.err" ||
+    --map-format npy --truth "$tmp/si/mask.npy" --explain-top 2 >"$tmp/$score.out" 2>"$tmp/$score.err" ||
     fail "eelsvae-pca --score $score: $(cat "$tmp/$score.err")"
   grep -q "\"score\": \"$score\"" "$tmp/$score/metrics.json" || fail "metrics.json is not labelled $score"
 done
@@ -51,6 +53,10 @@ assert np.array_equal(cmask.astype(bool), cscore > t), "chi2 mask is not score >
 assert np.array_equal(pmask.astype(bool), pscore <= pm["threshold"]), "pcc mask is not score <= threshold"
 # ROC-AUC on the chi-square's own side: well above chance (below 0.5 on PCC's side).
 assert cm["roc_auc"] > 0.8 and pm["roc_auc"] > 0.8, (cm["roc_auc"], pm["roc_auc"])
+# --explain-top ranks on the kind's anomalous side: the 2 highest chi-squares, highest first.
+top = np.genfromtxt(f"{tmp}/chi2/explain_top.csv", delimiter=",", names=True)
+ranked = [float(top["score"][top["rank"] == r][0]) for r in (1, 2)]
+assert np.allclose(ranked, np.sort(cscore.ravel())[::-1][:2], rtol=1e-6), ranked
 # The bulk's chi-square is about 1: its median is within 0.7 … 1.3.
 med = float(np.median(cscore))
 assert 0.7 < med < 1.3, med

@@ -716,6 +716,129 @@ static void test_bad_input(void **state)
     assert_true(hn[0] == 9 && hn[1] == 9 && ha[0] == 9 && ha[1] == 9);
 }
 
+/* ---- explaining the flagged pixels ------------------------------------------------- */
+
+/* The hand-built case: 2 × 2 pixels, 4 channels at 100 + 0.5·i eV; the top
+ * row flagged. Over the window 100.5 … 101.5 eV (channels 1 … 3):
+ *   flagged originals [2, 3, 4] and [4, 5, 6]   → mean [3, 4, 5]
+ *   their reconstructions [1, 1, 1], [2, 2, 2] → mean [1.5, 1.5, 1.5]
+ *   residual                                    → [1.5, 2.5, 3.5]
+ *   bulk [10, 10, 10] and [0, 20, 0]            → mean [5, 15, 5]
+ * Channel 0 holds NaN (bulk original) and infinity (flagged reconstruction):
+ * outside the window they must not matter. */
+static const float explain_orig[] = {5, 2, 3, 4, 3, 4, 5, 6, NAN_F, 10, 10, 10, 7, 0, 20, 0};
+static const float explain_recon[] = {INFINITY, 1, 1, 1, 9, 2, 2, 2, 9, 8, 8, 8, 9, 7, 7, 7};
+static const uint8_t explain_mask[] = {1, 2, 0, 0}; /* any non-zero byte flags */
+
+typedef struct explain_out {
+    double energy[4], flagged[4], recon[4], bulk[4], residual[4];
+} explain_out;
+
+static eelsvae_status explain_into(const eelsvae_cube *a, const eelsvae_cube *b, const uint8_t *mask, size_t mask_count,
+                                   double lo, double hi, explain_out *o, size_t channels)
+{
+    return eelsvae_explain_means(a, b, mask, mask_count, lo, hi, o->energy, o->flagged, o->recon, o->bulk,
+                                 o->residual, channels);
+}
+
+static void test_explain_means_by_hand(void **state)
+{
+    (void)state;
+    eelsvae_cube *a = cube_of(explain_orig, 2, 2, 4, 100.0, 0.5), *b = cube_of(explain_recon, 2, 2, 4, 100.0, 0.5);
+    const double energy[] = {100.5, 101.0, 101.5}, flagged[] = {3, 4, 5}, recon[] = {1.5, 1.5, 1.5},
+                 bulk[] = {5, 15, 5}, residual[] = {1.5, 2.5, 3.5};
+    explain_out o;
+    assert_ok(explain_into(a, b, explain_mask, 4, 100.5, 101.5, &o, 3));
+    for (size_t i = 0; i < 3; i++) {
+        assert_close(o.energy[i], energy[i], 1e-12, 0);
+        assert_close(o.flagged[i], flagged[i], 1e-12, 0);
+        assert_close(o.recon[i], recon[i], 1e-12, 0);
+        assert_close(o.bulk[i], bulk[i], 1e-12, 0);
+        assert_close(o.residual[i], residual[i], 1e-12, 0);
+    }
+    /* Outputs may be NULL: the one asked for is the same. */
+    double only[3] = {0};
+    assert_ok(eelsvae_explain_means(a, b, explain_mask, 4, 100.5, 101.5, NULL, NULL, NULL, only, NULL, 3));
+    for (size_t i = 0; i < 3; i++) assert_close(only[i], bulk[i], 1e-12, 0);
+    /* Every pixel flagged: no bulk, so its mean is NaN; the rest are defined
+     * (here over the last two channels, free of NaN and infinity). */
+    const uint8_t all[] = {1, 1, 1, 1};
+    assert_ok(explain_into(a, b, all, 4, 101.0, 101.5, &o, 2));
+    assert_true(isnan(o.bulk[0]) && isnan(o.bulk[1]));
+    assert_close(o.flagged[0], (3 + 5 + 10 + 20) / 4.0, 1e-12, 0);
+    assert_close(o.recon[1], (1 + 2 + 8 + 7) / 4.0, 1e-12, 0);
+    eelsvae_cube_free(a);
+    eelsvae_cube_free(b);
+}
+
+static void test_explain_means_whole_axis(void **state)
+{
+    (void)state;
+    /* NaN … NaN is every channel, as for the scorer; the means against a
+     * naive loop over a random cube and a striped mask. */
+    enum { NY = 5, NX = 7, NE = 11 };
+    eelsvae_cube *a = tu_calibrated_cube(NY, NX, NE, 3), *b = tu_calibrated_cube(NY, NX, NE, 4);
+    uint8_t mask[NY * NX];
+    size_t n_flagged = 0;
+    for (size_t p = 0; p < NY * NX; p++) n_flagged += mask[p] = p % 3 == 0;
+    double energy[NE], flagged[NE], recon[NE], bulk[NE], residual[NE];
+    assert_ok(eelsvae_explain_means(a, b, mask, NY * NX, NAN, NAN, energy, flagged, recon, bulk, residual, NE));
+    const float *x = eelsvae_cube_data_const(a), *y = eelsvae_cube_data_const(b);
+    for (size_t i = 0; i < NE; i++) {
+        double sf = 0, sr = 0, sb = 0;
+        for (size_t p = 0; p < NY * NX; p++) {
+            if (mask[p]) sf += x[p * NE + i], sr += y[p * NE + i];
+            else sb += x[p * NE + i];
+        }
+        assert_close(energy[i], 280.5 + 0.05 * (double)i, 1e-9, 0);
+        assert_close(flagged[i], sf / (double)n_flagged, 1e-12, 1e-12);
+        assert_close(recon[i], sr / (double)n_flagged, 1e-12, 1e-12);
+        assert_close(bulk[i], sb / (double)(NY * NX - n_flagged), 1e-12, 1e-12);
+        assert_close(residual[i], flagged[i] - recon[i], 1e-12, 1e-12);
+    }
+    eelsvae_cube_free(a);
+    eelsvae_cube_free(b);
+}
+
+static void test_explain_means_errors(void **state)
+{
+    (void)state;
+    eelsvae_cube *a = cube_of(explain_orig, 2, 2, 4, 100.0, 0.5), *b = cube_of(explain_recon, 2, 2, 4, 100.0, 0.5);
+    explain_out o;
+    for (size_t i = 0; i < 4; i++) o.flagged[i] = 42;
+    const uint8_t none[] = {0, 0, 0, 0};
+    assert_status(explain_into(a, b, none, 4, 100.5, 101.5, &o, 3), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(eelsvae_last_error(), "no pixel is flagged"));
+    assert_status(explain_into(a, b, explain_mask, 3, 100.5, 101.5, &o, 3), EELSVAE_ERR_DIMENSION);
+    assert_non_null(strstr(eelsvae_last_error(), "mask holds 3 pixels"));
+    assert_status(explain_into(a, b, explain_mask, 4, 100.5, 101.5, &o, 4), EELSVAE_ERR_DIMENSION);
+    assert_non_null(strstr(eelsvae_last_error(), "the window holds 3"));
+    assert_status(explain_into(a, b, explain_mask, 4, 200.0, 210.0, &o, 3), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_explain_means"));
+    assert_status(explain_into(a, b, explain_mask, 4, NAN, 101.5, &o, 3), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(explain_into(a, b, explain_mask, 4, 101.5, 100.5, &o, 3), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(explain_into(NULL, b, explain_mask, 4, 100.5, 101.5, &o, 3), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(explain_into(a, b, NULL, 4, 100.5, 101.5, &o, 3), EELSVAE_ERR_INVALID_ARGUMENT);
+    /* The whole axis takes in channel 0: the NaN of the original (the first
+     * in row-major order is the flagged reconstruction's infinity, pixel 0). */
+    assert_status(explain_into(a, b, explain_mask, 4, NAN, NAN, &o, 4), EELSVAE_ERR_NUMERIC);
+    assert_non_null(strstr(eelsvae_last_error(), "reconstruction cube holds inf at pixel (y 0, x 0), channel 0"));
+    eelsvae_cube *small = cube_of(explain_orig, 1, 2, 4, 100.0, 0.5);
+    assert_status(explain_into(a, small, explain_mask, 4, 100.5, 101.5, &o, 3), EELSVAE_ERR_DIMENSION);
+    /* An uncalibrated energy axis takes no eV window. */
+    eelsvae_cube *raw = NULL;
+    assert_ok(eelsvae_cube_create_from(explain_orig, 2, 2, 4, &raw));
+    assert_status(explain_into(raw, raw, explain_mask, 4, 1.0, 3.0, &o, 3), EELSVAE_ERR_RANGE);
+    for (size_t i = 0; i < 4; i++) assert_close(o.flagged[i], 42, 0, 0); /* untouched on every failure */
+    evae_fail_allocation_after(1);
+    assert_status(explain_into(a, b, explain_mask, 4, 100.5, 101.5, &o, 3), EELSVAE_ERR_NOMEM);
+    evae_fail_allocation_after(0);
+    eelsvae_cube_free(raw);
+    eelsvae_cube_free(small);
+    eelsvae_cube_free(a);
+    eelsvae_cube_free(b);
+}
+
 static void test_allocation_failures(void **state)
 {
     (void)state;
@@ -1086,6 +1209,9 @@ int main(void)
         cmocka_unit_test(test_pr_auc_by_hand),
         cmocka_unit_test(test_histogram_by_hand),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_explain_means_by_hand),
+        cmocka_unit_test(test_explain_means_whole_axis),
+        cmocka_unit_test(test_explain_means_errors),
         cmocka_unit_test(test_allocation_failures),
         cmocka_unit_test(test_against_oracles),
         cmocka_unit_test(test_otsu_against_skimage_edge_cases),

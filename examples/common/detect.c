@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "explain.h"
 #include "image.h"
 
 static unsigned map_formats; /* 0: hspy when built with HDF5, else npy */
@@ -67,6 +68,11 @@ static const score_names *names_of(eelsvae_score_kind kind)
     for (size_t k = 0; k < sizeof score_kinds / sizeof score_kinds[0]; k++)
         if (score_kinds[k].kind == kind) return &score_kinds[k];
     cli_fail("score kind %d has no name in the programs", (int)kind);
+}
+
+const char *cli_score_label(eelsvae_score_kind kind)
+{
+    return names_of(kind)->label;
 }
 
 eelsvae_score_kind cli_score_kind(const char *option, const char *text)
@@ -237,6 +243,8 @@ cli_detection cli_detect(const char *out_dir, eelsvae_score_kind kind, const eel
                 d.noise_slope);
     save_maps(out_dir, &d, input, provenance);
     printf("threshold %.6f (%s)\nflagged %zu of %zu pixels\n", d.threshold, d.rule, d.flagged, d.ny * d.nx);
+    if (cli_explain_requested())
+        cli_explain(out_dir, input, recon, &d, win_lo, win_hi, cli_explain_requested(), provenance);
     return d;
 }
 

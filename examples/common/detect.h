@@ -37,6 +37,9 @@ const char *cli_threshold_rule(const char *option, const char *text);
 /* A --score NAME: pcc or chi2; a usage error naming `option` otherwise. */
 eelsvae_score_kind cli_score_kind(const char *option, const char *text);
 
+/* How a map of `kind` is labelled in figures: "PCC", "chi2". */
+const char *cli_score_label(eelsvae_score_kind kind);
+
 /* The help lines of --score (ends in "\n"). */
 #define CLI_SCORE_HELP \
     "  --score NAME            per-pixel score: pcc (Pearson correlation of spectrum\n" \
@@ -69,6 +72,8 @@ typedef struct cli_provenance {
     const char *method; /* "vae", "pca4", … */
     const char *model;  /* the model file, or NULL */
     const char *range;  /* what the score covers, e.g. "Ti-L2,3 edge, 446 … 492 eV" */
+    const char *intensity; /* what the scored cube holds, a short axis label such as
+                              "preprocessed intensity (0 … 1)"; NULL: "intensity" */
 } cli_provenance;
 
 /* The formats cli_detect() writes the score map and the mask in: a set of
@@ -89,8 +94,9 @@ unsigned cli_parse_map_formats(const char *option, const char *text);
     "                          spatial calibration and the provenance\n"
 
 /* Score input against recon by `kind` over [win_lo, win_hi], threshold, and
- * write DIR/score.EXT, DIR/mask.EXT (as cli_set_map_formats() chose) and
- * DIR/heatmap.png (the map enlarged, a colour bar, flagged pixels outlined). */
+ * write DIR/score.EXT, DIR/mask.EXT (as cli_set_map_formats() chose),
+ * DIR/heatmap.png (the map enlarged, a colour bar, flagged pixels outlined)
+ * and, after --explain (explain.h), the explanation of the flagged pixels. */
 cli_detection cli_detect(const char *out_dir, eelsvae_score_kind kind, const eelsvae_cube *input,
                          const eelsvae_cube *recon, double win_lo, double win_hi, const char *rule,
                          const cli_provenance *provenance);

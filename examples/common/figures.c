@@ -356,13 +356,31 @@ static void plot_marks(cli_text *t, const frame *f, const fig_plot *p)
     }
 }
 
+/* Characters (not bytes) of a UTF-8 string: "…" and "σ" are one each. */
+static size_t utf8_length(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 static void plot_legend(cli_text *t, const frame *f, const fig_plot *p)
 {
-    size_t rows = 0;
-    for (size_t s = 0; s < p->n_series; s++) rows += p->series[s].label != NULL;
-    if (p->band_label) rows++;
+    size_t rows = 0, longest = 0;
+    for (size_t s = 0; s < p->n_series; s++) {
+        if (!p->series[s].label) continue;
+        rows++;
+        size_t len = utf8_length(p->series[s].label);
+        if (len > longest) longest = len;
+    }
+    if (p->band_label) {
+        rows++;
+        size_t len = utf8_length(p->band_label);
+        if (len > longest) longest = len;
+    }
     if (!rows) return;
-    double lw = 150, lh = 18.0 * (double)rows + 8;
+    /* 150 px holds the benchmark's labels; longer ones widen the box (about 7 px a character at 12 px). */
+    double lw = fmax(150, 48 + 7.0 * (double)longest), lh = 18.0 * (double)rows + 8;
     int right = p->legend == FIG_LEGEND_LOWER_RIGHT || p->legend == FIG_LEGEND_UPPER_RIGHT;
     int upper = p->legend == FIG_LEGEND_UPPER_LEFT || p->legend == FIG_LEGEND_UPPER_RIGHT;
     double x = right ? f->x + f->w - lw - 8 : f->x + 8, y = upper ? f->y + 8 : f->y + f->h - lh - 8;
@@ -420,6 +438,20 @@ void fig_svg_plots(const char *path, const char *title, const fig_plot *plots, s
     svg_begin(&t, panel_w * (double)columns, top + panel_h * (double)rows, title);
     for (size_t i = 0; i < n; i++)
         plot_one(&t, &plots[i], panel_w * (double)(i % columns), top + panel_h * (double)(i / columns), panel_w, panel_h);
+    svg_end(&t, path);
+}
+
+void fig_svg_plot_column(const char *path, const char *title, const fig_plot *plots, const double *heights, size_t n,
+                         double width)
+{
+    double top = title ? 34 : 0, h = top;
+    for (size_t i = 0; i < n; i++) h += heights[i];
+    cli_text t = {0};
+    svg_begin(&t, width, h, title);
+    for (size_t i = 0; i < n; i++) {
+        plot_one(&t, &plots[i], 0, top, width, heights[i]);
+        top += heights[i];
+    }
     svg_end(&t, path);
 }
 

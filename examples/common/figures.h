@@ -94,6 +94,11 @@ typedef struct fig_plot {
 void fig_svg_plots(const char *path, const char *title, const fig_plot *plots, size_t n, size_t columns,
                    double panel_w, double panel_h);
 
+/* Plots stacked in one column `width` pixels wide, plot i heights[i] tall
+ * (a main panel above a shorter one for its residual, say). */
+void fig_svg_plot_column(const char *path, const char *title, const fig_plot *plots, const double *heights, size_t n,
+                         double width);
+
 /* A fig_plot with every field neutral (NaN limits, no band, legend upper right). */
 fig_plot fig_plot_init(const char *title, const char *xlabel, const char *ylabel);
 

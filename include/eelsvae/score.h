@@ -171,6 +171,50 @@ EELSVAE_API eelsvae_status eelsvae_scorer_noise_model(const eelsvae_scorer *scor
                                                       double *slope);
 
 /**
+ * @brief Why pixels were flagged: per energy channel of a window, the mean
+ *        spectrum of the flagged pixels, the mean of their reconstructions,
+ *        the mean of the unflagged (bulk) pixels and the mean residual.
+ *
+ * The window is found as eelsvae_scorer_score() finds it: NaN with NaN is
+ * the whole energy axis, otherwise eelsvae_cube_energy_window(original,
+ * window_lo, window_hi), whose channel count the caller asks first and
+ * passes as @p channels (the cube's ne for the whole axis). A shifted edge
+ * shows as an edge of @p flagged_mean displaced from that of @p bulk_mean;
+ * @p flagged_reconstruction_mean is what the model expected there.
+ * All sums are in double. Any output may be NULL; on failure none is written.
+ * @param original The scored cube; its energy axis places the window.
+ * @param reconstruction Same shape as @p original.
+ * @param mask ny·nx bytes, non-zero = flagged (as eelsvae_threshold_mask() writes).
+ * @param mask_count Length of @p mask, = ny·nx.
+ * @param window_lo Energy window start in the cube's energy units, or NaN
+ *        (with @p window_hi NaN: the whole axis).
+ * @param window_hi Energy window end, or NaN.
+ * @param[out] energy Energy of each channel, offset + scale·i in the energy
+ *        axis' units (eV once calibrated; channel numbers on an uncalibrated
+ *        axis, which only the whole-axis window accepts).
+ * @param[out] flagged_mean Mean over the flagged pixels of the original.
+ * @param[out] flagged_reconstruction_mean Mean over the flagged pixels of the reconstruction.
+ * @param[out] bulk_mean Mean over the unflagged pixels of the original;
+ *        NaN in every channel when every pixel is flagged.
+ * @param[out] mean_residual Mean over the flagged pixels of original −
+ *        reconstruction (= flagged_mean − flagged_reconstruction_mean).
+ * @param channels Length of each output array: the window's channel count.
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (a NULL cube or mask,
+ *         one window end NaN, an empty window, no pixel flagged),
+ *         ::EELSVAE_ERR_DIMENSION (shapes differ, @p mask_count is not ny·nx,
+ *         @p channels is not the window's channel count — the message gives
+ *         it), ::EELSVAE_ERR_RANGE (window outside the energy axis, or on an
+ *         uncalibrated one), ::EELSVAE_ERR_NUMERIC (a non-finite sample in the
+ *         window, named as by eelsvae_scorer_score()), ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_explain_means(const eelsvae_cube *original, const eelsvae_cube *reconstruction,
+                                                 const uint8_t *mask, size_t mask_count, double window_lo,
+                                                 double window_hi, double *energy, double *flagged_mean,
+                                                 double *flagged_reconstruction_mean, double *bulk_mean,
+                                                 double *mean_residual, size_t channels);
+
+/**
  * @brief Otsu's threshold of a set of scores.
  *
  * The scores are binned in @p bins equal bins between their minimum and

@@ -1,7 +1,7 @@
 /* Per-pixel scores of a cube against its reconstruction, Otsu's threshold of a
  * score map, and the mask on the anomalous side of a threshold. */
-#include "score_private.h"
 #include "../core/options_out.h"
+#include "score_private.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -172,11 +172,10 @@ static int window_is_finite(const float *s, size_t n)
     return 1;
 }
 
-/* Fail naming the first pixel (in row-major order) whose window holds a
- * non-finite sample in either cube; checked before any score is written so
- * that a failure leaves the caller's buffer untouched. */
-static eelsvae_status check_window_finite(const eelsvae_cube *orig, const eelsvae_cube *recon, size_t first,
-                                          size_t count)
+/* Checked before any output is written, so that a failure leaves the
+ * caller's buffers untouched. */
+eelsvae_status evae_check_window_finite(const eelsvae_cube *orig, const eelsvae_cube *recon, size_t first,
+                                        size_t count, const char *what)
 {
     size_t pixels = evae_cube_pixels(orig), ne = orig->ne;
     size_t bad = pixels; /* min over an integer: the same answer whatever the thread count */
@@ -191,7 +190,7 @@ static eelsvae_status check_window_finite(const eelsvae_cube *orig, const eelsva
     const float *s = which->data + bad * ne + first;
     size_t e = 0;
     while (e < count && isfinite(s[e])) e++;
-    return evae_fail(EELSVAE_ERR_NUMERIC, "score: the %s cube holds %g at pixel (y %zu, x %zu), channel %zu",
+    return evae_fail(EELSVAE_ERR_NUMERIC, "%s: the %s cube holds %g at pixel (y %zu, x %zu), channel %zu", what,
                      which == orig ? "original" : "reconstruction", (double)s[e], bad / orig->nx, bad % orig->nx,
                      first + e);
 }
@@ -208,7 +207,7 @@ static eelsvae_status scorer_window(const eelsvae_scorer *scorer, const eelsvae_
         EVAE_TRY(evae_require_energy_calibrated(original, caller));
         EVAE_TRY(eelsvae_cube_energy_window(original, scorer->opt.window_lo, scorer->opt.window_hi, first, n));
     }
-    return check_window_finite(original, reconstruction, *first, *n);
+    return evae_check_window_finite(original, reconstruction, *first, *n, caller);
 }
 
 eelsvae_status eelsvae_scorer_noise_model(const eelsvae_scorer *scorer, const eelsvae_cube *original,

@@ -1,5 +1,6 @@
-/* The noise model behind the chi-square score (noise.c), shared with score.c.
- * Nothing here is exported. */
+/* What the score module's files share: the check that a window of two cubes
+ * holds only finite samples, and the noise model behind the chi-square score
+ * (noise.c). Nothing here is exported. */
 #ifndef EELSVAE_SCORE_PRIVATE_H
 #define EELSVAE_SCORE_PRIVATE_H
 
@@ -7,6 +8,13 @@
 #include <stddef.h>
 
 #include "../cube/cube_private.h"
+
+/* ::EELSVAE_ERR_NUMERIC naming `what` (the public function), the first pixel
+ * (y, x) in row-major order, the cube and the channel where either cube holds
+ * a non-finite sample in channels first … first + count − 1; ::EELSVAE_OK
+ * otherwise. The cubes have the same shape. */
+eelsvae_status evae_check_window_finite(const eelsvae_cube *orig, const eelsvae_cube *recon, size_t first,
+                                        size_t count, const char *what);
 
 /* Variance of a sample as a function of its reconstructed value x̂:
  * v(x̂) = max(intercept + slope·x̂, floor). */

@@ -22,18 +22,18 @@ from .model import MemoryEstimate, Model, TrainProgress, estimate_memory, fit_mo
 from .options import (ConvLayer, ModelOptions, PcaOptions, PreprocessOptions, ScorerOptions, SynthOptions,
                       TrainOptions)
 from .pca import PCA
-from .score import (Detection, Edge, Metrics, Scorer, detect, edge, edges, metrics, otsu_threshold, p_values,
-                    pr_auc, roc_auc, score_histogram, threshold, threshold_mask)
+from .score import (Detection, Edge, Explanation, Metrics, Scorer, detect, edge, edges, explain, metrics,
+                    otsu_threshold, p_values, pr_auc, roc_auc, score_histogram, threshold, threshold_mask)
 from .signal import Signal, SignalAxis, detect_format, file_signals, format_supported
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Axis", "AxisCalibration", "ConvLayer", "Cube", "DType", "Detection", "Direction", "Edge", "EelsvaeError",
-    "Format", "LogLevel", "LossKind", "MemoryEstimate", "Metrics", "Model", "ModelOptions", "PCA", "PcaOptions",
+    "Explanation", "Format", "LogLevel", "LossKind", "MemoryEstimate", "Metrics", "Model", "ModelOptions", "PCA", "PcaOptions",
     "Preset", "PreprocessOptions", "ScoreKind", "Scorer", "ScorerOptions", "Signal", "SignalAxis", "Status",
     "SynthOptions", "TrainOptions", "TrainProgress", "detect", "detect_format", "disk_mask", "edge", "edges",
-    "estimate_memory", "file_signals", "fit_model_options", "format_supported", "library_path", "load",
+    "estimate_memory", "explain", "file_signals", "fit_model_options", "format_supported", "library_path", "load",
     "metrics", "otsu_threshold", "p_values", "pr_auc",
     "roc_auc", "score_histogram", "set_log_callback", "set_threads", "synthesize", "threads",
     "threshold", "threshold_mask", "tiling", "to_hyperspy", "version", "version_number",

@@ -352,6 +352,8 @@ FUNCTIONS = {
     "eelsvae_scorer_direction": (c_enum, [ScorerP]),
     "eelsvae_scorer_noise_model": (STATUS, [ScorerP, CubeP, CubeP, P_double, P_double]),
     "eelsvae_scorer_score": (STATUS, [ScorerP, CubeP, CubeP, P_float, c_size_t, P_size]),
+    "eelsvae_explain_means": (STATUS, [CubeP, CubeP, P_u8, c_size_t, c_double, c_double, P_double, P_double,
+                                       P_double, P_double, P_double, c_size_t]),
     "eelsvae_otsu_threshold": (STATUS, [P_float, c_size_t, c_size_t, P_double]),
     "eelsvae_threshold_mask": (STATUS, [P_float, c_size_t, c_double, c_enum, P_u8]),
     "eelsvae_threshold_rule_parse": (STATUS, [c_char_p, POINTER(ThresholdRuleStruct)]),

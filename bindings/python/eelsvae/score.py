@@ -15,8 +15,8 @@ from .cube import Cube, _options, as_cube
 from .enums import Direction
 from .options import ScorerOptions
 
-__all__ = ["Scorer", "Metrics", "Detection", "Edge", "edge", "edges", "otsu_threshold", "threshold", "p_values",
-           "threshold_mask",
+__all__ = ["Scorer", "Metrics", "Detection", "Explanation", "Edge", "edge", "edges", "explain", "otsu_threshold",
+           "threshold", "p_values", "threshold_mask",
            "metrics", "roc_auc", "pr_auc", "score_histogram", "detect"]
 
 
@@ -161,6 +161,37 @@ class Scorer(Handle):
         window = self.window
         where = "whole energy axis" if window is None else "%g … %g" % window
         return "<Scorer %s %s>" % (self.kind.name.lower(), where)
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    """Why pixels were flagged (``eelsvae_explain_means``): per channel of the window, float64 arrays."""
+    energy: np.ndarray                       # each channel's energy (the energy axis' units, eV)
+    flagged_mean: np.ndarray                 # mean spectrum of the flagged pixels
+    flagged_reconstruction_mean: np.ndarray  # mean of their reconstructions
+    bulk_mean: np.ndarray                    # mean spectrum of the unflagged pixels (NaN when all are flagged)
+    mean_residual: np.ndarray                # flagged_mean − flagged_reconstruction_mean
+
+
+def explain(original, reconstruction, mask, window=None):
+    """The :class:`Explanation` of a mask (any shape of ny·nx elements, non-zero = flagged) over an
+    energy window: (lo, hi), an :class:`Edge` or an edge name; None (the default) is the whole
+    energy axis, as for :class:`Scorer`.  No flagged pixel is an EelsvaeError (INVALID_ARGUMENT)."""
+    original, reconstruction = as_cube(original), as_cube(reconstruction)
+    m = mask_buffer(mask)
+    window = _as_window(window)
+    if window is None:
+        lo = hi = math.nan
+        channels = original.shape[2]
+    else:
+        lo, hi = window
+        span = original.energy_window(lo, hi)
+        channels = span.stop - span.start
+    out = [np.empty(channels, np.float64) for _ in range(5)]
+    pd = ctypes.POINTER(c_double)
+    lib.eelsvae_explain_means(original._h, reconstruction._h, u8ptr(m), m.size, lo, hi,
+                              *(o.ctypes.data_as(pd) for o in out), channels)
+    return Explanation(*out)
 
 
 def otsu_threshold(scores, bins=256):

@@ -294,3 +294,36 @@ def test_chi2_against_its_noise_model(rng):
     with pytest.raises(EelsvaeError) as info:
         scorer.noise_model(rec, rec)                        # a perfect reconstruction shows no noise
     assert info.value.status == Status.NUMERIC and "no noise" in info.value.message
+
+
+def test_explain_matches_numpy_means(rng):
+    orig, rec, a, b = _pair(rng)                                # 6 × 7 pixels, 680 … 739 eV
+    mask = np.zeros((6, 7), bool)
+    mask[1:3, 2:5] = True
+    e = eelsvae.explain(orig, rec, mask, (690.0, 730.0))
+    w = _window(680.0, 60, 690.0, 730.0)
+    np.testing.assert_allclose(e.energy, 680.0 + np.flatnonzero(w), rtol=0, atol=1e-9)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    np.testing.assert_allclose(e.flagged_mean, a64[mask][:, w].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(e.flagged_reconstruction_mean, b64[mask][:, w].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(e.bulk_mean, a64[~mask][:, w].mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(e.mean_residual, (a64 - b64)[mask][:, w].mean(axis=0), rtol=0, atol=1e-12)
+    # the default window is the whole axis, and a mask of 0/1 numbers is a mask too
+    whole = eelsvae.explain(orig, rec, mask.astype(np.uint8))
+    assert whole.energy.shape == (60,)
+    np.testing.assert_allclose(whole.bulk_mean, a64[~mask].mean(axis=0), rtol=1e-12)
+    # every pixel flagged: there is no bulk
+    assert np.isnan(eelsvae.explain(orig, rec, np.ones((6, 7)), (690.0, 730.0)).bulk_mean).all()
+
+
+def test_explain_refuses_what_it_cannot_explain(rng):
+    orig, rec, _, _ = _pair(rng)
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.explain(orig, rec, np.zeros((6, 7), bool))
+    assert info.value.status == Status.INVALID_ARGUMENT and "no pixel is flagged" in info.value.message
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.explain(orig, rec, np.ones(41, bool))
+    assert info.value.status == Status.DIMENSION
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.explain(orig, rec, np.ones((6, 7), bool), "Ti-L")      # 446 … 492 eV: not on this axis
+    assert info.value.status == Status.RANGE
