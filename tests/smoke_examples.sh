@@ -14,7 +14,9 @@ trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 for p in eelsvae-synth eelsvae-pca eelsvae-info eelsvae-train eelsvae-detect eelsvae-convert; do
-  "$bin/$p" --help | grep -q "^Usage: $p" || fail "$p --help"
+  # Into a file, not a pipe: grep -q exits at the first line, and a help text
+  # longer than stdio's 4 KiB buffer would then die of SIGPIPE under pipefail.
+  "$bin/$p" --help >"$tmp/help" && grep -q "^Usage: $p" "$tmp/help" || fail "$p --help"
   set +e; "$bin/$p" --no-such-option >/dev/null 2>"$tmp/err"; rc=$?; set -e
   [[ $rc -eq 2 ]] || fail "$p with a bad option exited $rc, expected 2"
   grep -q "unknown option" "$tmp/err" || fail "$p: no message for a bad option"
