@@ -180,10 +180,10 @@ static eelsvae_status keep_bulk_pixels(const window_view *w, size_t pixels, cons
     double median = median_sorted(sorted, pixels);
     for (size_t p = 0; p < pixels; p++) sorted[p] = fabs(score[p] - median);
     evae_sort_doubles(sorted, pixels);
-    double cut = median + NOISE_OUTLIER_MADS * MAD_TO_SIGMA * median_sorted(sorted, pixels);
+    double mad = median_sorted(sorted, pixels), cut = median + NOISE_OUTLIER_MADS * MAD_TO_SIGMA * mad;
     *kept = 0;
     for (size_t p = 0; p < pixels; p++)
-        if (!(score[p] > cut)) pixel[(*kept)++] = p;
+        if (mad == 0.0 || !(score[p] > cut)) pixel[(*kept)++] = p;
     evae_free(score);
     return EELSVAE_OK;
 }
