@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     double shifts[MAX_SHIFTS] = {0.9, 2.4, 3.9, 5.4, 6.9, 8.4, 9.9, 11.4};
     size_t n_shifts = 8, disks = 4;
     double radius = 8, win_lo = 690, win_hi = 730;
-    size_t size = 0;
+    size_t size = SIZE_MAX; /* not given: the setting's own */
     uint64_t seed = 1;
     double dose = NAN;
     int realistic = 0;
@@ -93,9 +93,10 @@ int main(int argc, char **argv)
         else cli_usage_error("unknown option '%s'", a);
     }
     if (!out) cli_usage_error("--out DIR is required");
+    if (size == 0) cli_usage_error("--size must be at least 1");
     eelsvae_synth_options opt;
     cli_check(realistic ? eelsvae_synth_options_init_realistic(&opt) : eelsvae_synth_options_init(&opt), "options");
-    if (size) opt.ny = opt.nx = size;
+    if (size != SIZE_MAX) opt.ny = opt.nx = size;
     opt.seed = seed;
     if (!isnan(dose)) opt.dose = dose;
     cli_make_dir(out);
