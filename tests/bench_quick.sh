@@ -25,18 +25,21 @@ for f in results.csv summary.md report.html; do [[ -s "$out/$f" ]] || fail "no $
 
 # results.csv: the header, then 4 methods × (2 shifts + 2 sweep settings at
 # ΔE 2.4 eV, the quick run's shifts being 0.9 and 5.4) = 16 rows.
-expected='method,shift_ev,disks,radius,precision,recall,f1,iou,roc_auc,pr_auc'
+expected='method,shift_ev,disks,radius,precision,recall,f1,iou,roc_auc,pr_auc,rule,rule_precision,rule_recall,rule_f1'
 [[ "$(head -1 "$out/results.csv")" == "$expected" ]] || fail "results.csv header: $(head -1 "$out/results.csv")"
 rows=$(($(wc -l <"$out/results.csv") - 1))
 [[ $rows -eq 16 ]] || fail "results.csv has $rows rows, expected 16"
 # roc_auc and pr_auc may be nan only when the truth has one class, which a
-# disk mask on this scan never has: here every value must be in [0, 1].
+# disk mask on this scan never has: here every value must be in [0, 1]. The
+# rule's metrics (the default fdr:0.01) are in [0, 1] too (an empty mask has
+# precision 0 by the library's convention, never nan).
 awk -F, 'NR > 1 {
-  if (NF != 10) { print "line " NR ": " NF " fields"; bad = 1 }
+  if (NF != 14) { print "line " NR ": " NF " fields"; bad = 1 }
   if ($1 !~ /^(vae|pca3|pca4|pca5)$/) { print "line " NR ": method " $1; bad = 1 }
   if ($2 + 0 <= 0 || $3 + 0 < 1 || $4 + 0 <= 0) { print "line " NR ": bad shift/disks/radius"; bad = 1 }
-  for (i = 5; i <= 10; i++)
-    if ($i !~ /^[0-9.eE+-]+$/ || $i + 0 < 0 || $i + 0 > 1) { print "line " NR ": field " i " = " $i; bad = 1 }
+  if ($11 != "fdr:0.01") { print "line " NR ": rule " $11; bad = 1 }
+  for (i = 5; i <= 14; i++)
+    if (i != 11 && ($i !~ /^[0-9.eE+-]+$/ || $i + 0 < 0 || $i + 0 > 1)) { print "line " NR ": field " i " = " $i; bad = 1 }
 } END { exit bad }' "$out/results.csv" || fail "results.csv values"
 for m in vae pca3 pca4 pca5; do
   n=$(grep -c "^$m," "$out/results.csv")
@@ -84,4 +87,23 @@ grep -o '\(src\|href\)="[^"#:]*"' "$out/report.html" | sed 's/^[a-z]*="//; s/"$/
 [[ -s "$tmp/refs" ]] || fail "report.html refers to no file"
 while read -r ref; do [[ -s "$out/$ref" ]] || fail "report.html refers to missing $ref"; done <"$tmp/refs"
 for f in "$out"/*.svg; do grep -q "</svg>" "$f" || fail "$f is not a complete SVG"; done
+
+# The options that make the benchmark report what a user gets: usage errors
+# name the option; a tiny run with the realistic noise and a self-trained VAE
+# has a vae-self row per injected SI (the shift and one sweep setting) and
+# shows it, and the F1 at the rule, in summary.md. The rule is Otsu's own
+# here, so its precision, recall and F1 must equal Otsu's columns.
+for bad in "--noise loud" "--threshold fdr:2" "--noise paper --cube x.npy"; do
+  set +e; "$bin" --quick --out "$tmp/bad" $bad >/dev/null 2>"$tmp/err"; rc=$?; set -e
+  [[ $rc -eq 2 ]] && grep -q -- "${bad%% *}" "$tmp/err" || fail "$bad: rc $rc, $(cat "$tmp/err")"
+done
+self=$tmp/self
+"$bin" --quick --size 32 --shifts 5.4 --disks 1 --radius 3 --noise paper --self-train --threshold otsu:256 \
+  --out "$self" >"$tmp/self.out" 2>"$tmp/self.err" || fail "--self-train: $(tail -5 "$tmp/self.err")"
+[[ $(grep -c "^vae-self," "$self/results.csv") -eq 2 ]] || fail "--self-train: vae-self rows: $(cat "$self/results.csv")"
+awk -F, 'NR > 1 && ($11 != "otsu:256" || $12 != $5 || $13 != $6 || $14 != $7) { bad = 1 } END { exit bad }' \
+  "$self/results.csv" || fail "--threshold otsu:256: the rule's columns differ from Otsu's: $(cat "$self/results.csv")"
+grep -q "^| VAE self-trained | [0-9.]* |$" "$self/summary.md" || fail "summary.md: no vae-self row"
+grep -q "F1 at the rule otsu:256" "$self/summary.md" || fail "summary.md: no F1 at the rule"
+grep -q "noise paper (realistic setting): dose 9" "$self/summary.md" || fail "summary.md: no realistic setting"
 echo "1 passed, 0 failed"

@@ -104,6 +104,13 @@ void cli_window(const char *option, const char *text, double *lo, double *hi)
     if (!(*hi > *lo)) cli_usage_error("%s: '%s' is empty (HI must exceed LO)", option, text);
 }
 
+int cli_noise_paper(const char *option, const char *text)
+{
+    if (!strcmp(text, "default")) return 0;
+    if (!strcmp(text, "paper")) return 1;
+    cli_usage_error("%s: '%s' is neither default nor paper", option, text);
+}
+
 size_t cli_double_list(const char *option, const char *text, double *out, size_t max)
 {
     size_t n = 0;

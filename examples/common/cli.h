@@ -30,6 +30,9 @@ uint64_t cli_u64(const char *option, const char *text);
 void cli_window(const char *option, const char *text, double *lo, double *hi);
 /* "a,b,c" → up to max doubles; returns the count. */
 size_t cli_double_list(const char *option, const char *text, double *out, size_t max);
+/* --noise of the programs that synthesise an SI: "default" → 0, "paper" →
+ * 1 (the library's realistic setting, eelsvae_synth_options_init_realistic). */
+int cli_noise_paper(const char *option, const char *text);
 
 /* mkdir -p; exits with a clear message on failure. */
 void cli_make_dir(const char *dir);

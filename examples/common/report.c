@@ -8,9 +8,16 @@
 
 #include "cli.h"
 
-const char *const bench_method_id[BENCH_METHODS] = {"vae", "pca3", "pca4", "pca5"};
-const char *const bench_method_label[BENCH_METHODS] = {"VAE", "PCA 3", "PCA 4", "PCA 5"};
-const char *const bench_method_colour[BENCH_METHODS] = {"#d62728", "#1f77b4", "#ff7f0e", "#2ca02c"};
+const char *const bench_method_id[BENCH_METHODS] = {"vae", "pca3", "pca4", "pca5", "vae-self"};
+const char *const bench_method_label[BENCH_METHODS] = {"VAE", "PCA 3", "PCA 4", "PCA 5", "VAE self-trained"};
+const char *const bench_method_colour[BENCH_METHODS] = {"#d62728", "#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"};
+
+int bench_has_method(const bench_report *r, int method)
+{
+    for (size_t i = 0; i < r->n_rows; i++)
+        if (r->rows[i].method == method) return 1;
+    return 0;
+}
 
 const bench_row *bench_find(const bench_report *r, int method, double shift, size_t disks, double radius)
 {
@@ -81,6 +88,9 @@ static double row_metric(const bench_row *w, const char *metric)
     if (!strcmp(metric, "roc_auc")) return w->roc_auc;
     if (!strcmp(metric, "pr_auc")) return w->pr_auc;
     if (!strcmp(metric, "iou")) return w->iou;
+    if (!strcmp(metric, "rule_precision")) return w->rule_precision;
+    if (!strcmp(metric, "rule_recall")) return w->rule_recall;
+    if (!strcmp(metric, "rule_f1")) return w->rule_f1;
     return w->f1;
 }
 
@@ -115,6 +125,7 @@ static void shift_table(cli_text *t, int html, const bench_report *r, const char
     for (size_t s = 1; s < n; s++) snprintf(cells[s], 48, "%g", r->shifts[s - 1]);
     table_row(&tb, cells, n);
     for (int m = 0; m < BENCH_METHODS; m++) {
+        if (!bench_has_method(r, m)) continue;
         snprintf(cells[0], 48, "%s", bench_method_label[m]);
         for (size_t s = 1; s < n; s++) {
             const bench_row *w = bench_find(r, m, r->shifts[s - 1], r->disks, r->radius);
@@ -130,20 +141,25 @@ static void sweep_table(cli_text *t, int html, const bench_report *r)
 {
     table tb;
     char cells[BENCH_METHODS + 3][48];
+    int methods[BENCH_METHODS];
+    size_t n = 0;
+    for (int m = 0; m < BENCH_METHODS; m++)
+        if (bench_has_method(r, m)) methods[n++] = m;
     table_begin(&tb, t, html);
     snprintf(cells[0], 48, "disks");
     snprintf(cells[1], 48, "radius (px)");
     snprintf(cells[2], 48, "anomalous pixels");
-    for (int m = 0; m < BENCH_METHODS; m++) snprintf(cells[3 + m], 48, "F1 %s", bench_method_label[m]);
-    table_row(&tb, cells, BENCH_METHODS + 3);
+    for (size_t k = 0; k < n; k++) snprintf(cells[3 + k], 48, "F1 %s", bench_method_label[methods[k]]);
+    table_row(&tb, cells, n + 3);
     for (size_t i = 0; i < r->n_sweep; i++) {
         const bench_row *any = bench_find(r, BENCH_VAE, r->sweep_shift, r->sweep_disks[i], r->sweep_radius[i]);
         snprintf(cells[0], 48, "%zu", r->sweep_disks[i]);
         snprintf(cells[1], 48, "%g", r->sweep_radius[i]);
         snprintf(cells[2], 48, "%.2f %%", any ? 100 * any->fraction : NAN);
-        for (int m = 0; m < BENCH_METHODS; m++)
-            fmt_value(cells[3 + m], row_metric(bench_find(r, m, r->sweep_shift, r->sweep_disks[i], r->sweep_radius[i]), "f1"), 2);
-        table_row(&tb, cells, BENCH_METHODS + 3);
+        for (size_t k = 0; k < n; k++)
+            fmt_value(cells[3 + k],
+                      row_metric(bench_find(r, methods[k], r->sweep_shift, r->sweep_disks[i], r->sweep_radius[i]), "f1"), 2);
+        table_row(&tb, cells, n + 3);
     }
     table_end(&tb);
 }
@@ -157,7 +173,7 @@ static void fidelity_table(cli_text *t, int html, const bench_report *r)
                            "PSNR background (dB)", "background region"};
     for (int i = 0; i < 6; i++) snprintf(cells[i], 48, "%s", head[i]);
     table_row(&tb, cells, 6);
-    for (int i = 0; i <= BENCH_METHODS; i++) {
+    for (size_t i = 0; i < r->n_fidelity; i++) {
         const bench_fidelity *f = &r->fidelity[i];
         snprintf(cells[0], 48, "%s", f->label);
         fmt_value(cells[1], f->edge_pcc, 4);
@@ -218,6 +234,21 @@ static void detection_sections(cli_text *t, int html, const bench_report *r)
         heading(t, html, buf);
         shift_table(t, html, r, names[i][0], metric_cell);
     }
+    snprintf(buf, sizeof buf, "F1 at the rule %s per ΔE (eV)", r->rule);
+    heading(t, html, buf);
+    snprintf(buf, sizeof buf,
+             "The same score maps cut by the rule %s instead of Otsu's split: what eelsvae-detect and eelsvae-pca "
+             "flag by default. Unlike Otsu's, which always splits a map in two, this rule states its error rate, so "
+             "it may flag fewer pixels (lower recall) where the classes overlap.",
+             r->rule);
+    para(t, html, buf);
+    shift_table(t, html, r, "rule_f1", metric_cell);
+    const char *rule_names[2][2] = {{"rule_precision", "Precision"}, {"rule_recall", "Recall"}};
+    for (int i = 0; i < 2; i++) {
+        snprintf(buf, sizeof buf, "%s at the rule %s per ΔE (eV)", rule_names[i][1], r->rule);
+        heading(t, html, buf);
+        shift_table(t, html, r, rule_names[i][0], metric_cell);
+    }
     heading(t, html, "Otsu's threshold and the pixels it misses");
     para(t, html,
          "Otsu's threshold splits each method's PCC map where the between-class variance is largest, which is "
@@ -266,11 +297,13 @@ static void analysis_sections(cli_text *t, int html, const bench_report *r)
 void report_write_csv(const char *path, const bench_report *r)
 {
     cli_text t = {0};
-    cli_text_printf(&t, "method,shift_ev,disks,radius,precision,recall,f1,iou,roc_auc,pr_auc\n");
+    cli_text_printf(&t, "method,shift_ev,disks,radius,precision,recall,f1,iou,roc_auc,pr_auc,rule,rule_precision,"
+                        "rule_recall,rule_f1\n");
     for (size_t i = 0; i < r->n_rows; i++) {
         const bench_row *w = &r->rows[i];
-        cli_text_printf(&t, "%s,%g,%zu,%g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f\n", bench_method_id[w->method], w->shift_ev,
-                        w->disks, w->radius, w->precision, w->recall, w->f1, w->iou, w->roc_auc, w->pr_auc);
+        cli_text_printf(&t, "%s,%g,%zu,%g,%.6f,%.6f,%.6f,%.6f,%.6f,%.6f,%s,%.6f,%.6f,%.6f\n", bench_method_id[w->method],
+                        w->shift_ev, w->disks, w->radius, w->precision, w->recall, w->f1, w->iou, w->roc_auc, w->pr_auc,
+                        r->rule, w->rule_precision, w->rule_recall, w->rule_f1);
     }
     cli_write_text(path, t.s);
     cli_text_free(&t);
@@ -322,8 +355,10 @@ void report_write_html(const char *path, const bench_report *r)
 void report_print(FILE *fp, const bench_report *r)
 {
     cli_text t = {0};
-    cli_text_printf(&t, "F1 per ΔE (eV), %zu disks of radius %g px:\n\n", r->disks, r->radius);
+    cli_text_printf(&t, "F1 per ΔE (eV), Otsu's threshold, %zu disks of radius %g px:\n\n", r->disks, r->radius);
     shift_table(&t, 0, r, "f1", metric_cell);
+    cli_text_printf(&t, "F1 per ΔE (eV) at the rule %s:\n\n", r->rule);
+    shift_table(&t, 0, r, "rule_f1", metric_cell);
     cli_text_printf(&t, "Concentration sweep at ΔE = %g eV:\n\n", r->sweep_shift);
     sweep_table(&t, 0, r);
     cli_text_printf(&t, "total wall time %.1f s\n", r->total_seconds);

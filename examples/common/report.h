@@ -6,9 +6,12 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum { BENCH_VAE, BENCH_PCA3, BENCH_PCA4, BENCH_PCA5, BENCH_METHODS };
+/* BENCH_VAE is trained once on the clean SI (novelty detection);
+ * BENCH_VAE_SELF, with --self-train, on each injected SI itself (outlier
+ * detection: the user's case, one SI and no clean twin). */
+enum { BENCH_VAE, BENCH_PCA3, BENCH_PCA4, BENCH_PCA5, BENCH_VAE_SELF, BENCH_METHODS };
 
-extern const char *const bench_method_id[BENCH_METHODS];     /* "vae", "pca3", … (results.csv) */
+extern const char *const bench_method_id[BENCH_METHODS];     /* "vae", "pca3", …, "vae-self" (results.csv) */
 extern const char *const bench_method_label[BENCH_METHODS];  /* "VAE", "PCA 3", … */
 extern const char *const bench_method_colour[BENCH_METHODS]; /* the paper's: red, blue, orange, green */
 
@@ -26,6 +29,9 @@ typedef struct bench_row {
     double mean_anomalous;     /* mean PCC of the anomalous pixels */
     size_t missed, missed_rim; /* anomalous pixels not flagged; of them, on a disk's outer one-pixel ring */
     size_t false_alarms;       /* normal pixels flagged */
+    /* The same score map cut by the run's --threshold rule (what a user of
+     * eelsvae-detect gets by default) instead of Otsu's split. */
+    double rule_precision, rule_recall, rule_f1, rule_threshold;
 } bench_row;
 
 /* Reconstruction against the noise-free cube: PCC (mean over pixels) and
@@ -52,8 +58,9 @@ typedef struct bench_figure {
 #define BENCH_MAX_SWEEP 8
 
 typedef struct bench_report {
-    char source[256];  /* what the SI is */
-    char setup[512];   /* preset, epochs, threads, … */
+    char source[512];  /* what the SI is */
+    char setup[768];   /* preset, epochs, threads, … */
+    const char *rule;  /* the --threshold rule beside Otsu's, e.g. "fdr:0.01" */
     size_t ny, nx, ne;
     size_t disks;
     double radius, fraction;
@@ -65,7 +72,8 @@ typedef struct bench_report {
     size_t sweep_disks[BENCH_MAX_SWEEP];
     double sweep_radius[BENCH_MAX_SWEEP];
     size_t n_sweep;
-    bench_fidelity fidelity[BENCH_METHODS + 1]; /* the noisy input first, then each method */
+    bench_fidelity fidelity[BENCH_METHODS + 1]; /* the noisy input first, then each method … */
+    size_t n_fidelity;                          /* … that reconstructs the clean SI (not vae-self) */
     int have_fidelity;
     char fidelity_note[512];
     double featured_shift; /* ΔE of figures 1, 2, 3 and 5 */
@@ -78,6 +86,9 @@ typedef struct bench_report {
     bench_figure figures[BENCH_MAX_FIGURES];
     size_t n_figures;
 } bench_report;
+
+/* Whether any row is of `method` (vae-self runs only with --self-train). */
+int bench_has_method(const bench_report *r, int method);
 
 /* The row of (method, shift, disks, radius), or NULL. */
 const bench_row *bench_find(const bench_report *r, int method, double shift, size_t disks, double radius);

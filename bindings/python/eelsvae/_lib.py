@@ -105,6 +105,7 @@ class SynthOptions(Structure):
         ("composition_variation", c_double),
         ("drift", c_double),
         ("stripe_gain", c_double),
+        ("thickness_variation", c_double),
     ]
 
 
@@ -330,6 +331,7 @@ FUNCTIONS = {
     "eelsvae_cube_preprocess": (STATUS, [CubeP, POINTER(PreprocessOptions), P_double, P_double]),
     # cube.h: synthesis and injection
     "eelsvae_synth_options_init_sized": (STATUS, [POINTER(SynthOptions), c_size_t]),
+    "eelsvae_synth_options_init_realistic_sized": (STATUS, [POINTER(SynthOptions), c_size_t]),
     "eelsvae_synth_generate": (STATUS, [POINTER(SynthOptions), POINTER(CubeP), POINTER(CubeP)]),
     "eelsvae_disk_mask": (STATUS, [c_size_t, c_size_t, c_size_t, c_double, c_double, c_uint64, P_u8,
                                    P_double]),

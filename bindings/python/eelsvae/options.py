@@ -137,11 +137,23 @@ class PreprocessOptions(Options):
 
 
 class SynthOptions(Options):
-    """``eelsvae_synth_options``: the synthetic BiFeO3-like SI."""
+    """``eelsvae_synth_options``: the synthetic BiFeO3-like SI.
+
+    ``SynthOptions.realistic(**fields)`` starts from the library's realistic
+    setting instead (the paper's noise level and nuisances measured on real
+    SIs: ``eelsvae_synth_options_init_realistic``).
+    """
     _struct = _lib.SynthOptions
 
     def _fill(self, preset):
         lib.eelsvae_synth_options_init_sized(ctypes.byref(self._c), ctypes.sizeof(self._c))
+
+    @classmethod
+    def realistic(cls, **fields):
+        """The realistic setting, with some fields overridden."""
+        opt = cls()
+        lib.eelsvae_synth_options_init_realistic_sized(ctypes.byref(opt._c), ctypes.sizeof(opt._c))
+        return opt.update(**fields)
 
 
 class PcaOptions(Options):

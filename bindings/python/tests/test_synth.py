@@ -71,3 +71,19 @@ def test_inject_shift_matches_numpy_interpolation(rng):
     with pytest.raises(EelsvaeError) as info:
         cube.inject_shift(np.zeros((3, 3), bool), 700.0, 715.0, 1.0)
     assert info.value.status == Status.DIMENSION
+
+
+def test_realistic_setting_is_the_library_one():
+    # The realistic options come from the library (eelsvae_synth_options_init_realistic),
+    # not a Python copy: a lower dose, no gradient but a thickness field; fields still override.
+    default, real = eelsvae.SynthOptions(), eelsvae.SynthOptions.realistic(ny=8, nx=8)
+    assert (real.ny, real.nx) == (8, 8)
+    assert real.dose < default.dose and real.thickness_gradient == 0.0
+    assert real.thickness_variation > default.thickness_variation == 0.05
+    counts, expected = eelsvae.synthesize(real, expected=True)
+    # At the realistic dose the Poisson noise is large: the counts scatter about
+    # the expectation by more than 10 % per channel on average.
+    c, e = counts.to_numpy(), expected.to_numpy()
+    assert np.mean(np.abs(c - e) / e) > 0.1
+    with pytest.raises(TypeError):
+        eelsvae.SynthOptions.realistic(no_such_field=1)
