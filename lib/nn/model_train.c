@@ -433,7 +433,23 @@ static eelsvae_status alloc_outlier_maps(train_data *d, size_t batch, size_t til
     return evae_alloc_array(batch, sizeof *d->seq, (void **)&d->seq, "outlier batch");
 }
 
-/* Add each pixel's Σ_E (reconstruction − input)² of `count` tiles from `first` on. */
+/* 1 − the Pearson correlation of a spectrum and its reconstruction over n
+ * channels, what detection scores: blind to the pixel's intensity, which
+ * varies with thickness, and alive to a change of shape. A constant
+ * spectrum (no correlation to measure) counts as uncorrelated. */
+static double shape_error(const float *x, const float *r, size_t n)
+{
+    double sx = 0.0, sr = 0.0;
+    for (size_t e = 0; e < n; e++) sx += x[e], sr += r[e];
+    double mx = sx / (double)n, mr = sr / (double)n, xx = 0.0, rr = 0.0, xr = 0.0;
+    for (size_t e = 0; e < n; e++) {
+        double a = (double)x[e] - mx, b = (double)r[e] - mr;
+        xx += a * a, rr += b * b, xr += a * b;
+    }
+    return xx > 0.0 && rr > 0.0 ? 1.0 - xr / sqrt(xx * rr) : 1.0;
+}
+
+/* Add each pixel's shape error of `count` tiles from `first` on. */
 static void accumulate_errors(train_data *d, size_t first, size_t count, size_t tile)
 {
     size_t ne = d->cubes[0]->ne;
@@ -443,13 +459,8 @@ static void accumulate_errors(train_data *d, size_t first, size_t count, size_t 
         for (size_t r = 0; r < tile; r++)
             for (size_t c = 0; c < tile; c++) {
                 size_t from = ((k * tile + r) * tile + c) * ne;
-                double sse = 0.0;
-                for (size_t e = 0; e < ne; e++) {
-                    double diff = (double)d->recon[from + e] - (double)d->x[from + e];
-                    sse += diff * diff;
-                }
                 size_t p = at + (t->y + r) * nx + t->x + c;
-                d->error[p] += sse;
+                d->error[p] += shape_error(d->x + from, d->recon + from, ne);
                 d->hits[p]++;
             }
     }
