@@ -458,6 +458,9 @@ static void test_train_arguments(void **state)
     SPOIL("validation_fraction", o.validation_fraction = -0.1);
     SPOIL("clip_norm", o.clip_norm = -1);
     SPOIL("checkpoint_path", o.checkpoint_every = 1);
+    SPOIL("outlier_cut", o.outlier_cut = -1.0);
+    SPOIL("outlier_cut", o.outlier_cut = NAN);
+    SPOIL("outlier_cut", o.outlier_cut = INFINITY);
     eelsvae_preprocess_options pre;
     assert_ok(eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_PAPER));
     pre.mean_filter = 2;
@@ -691,6 +694,36 @@ static void test_checkpoint_resume(void **state)
     eelsvae_model_free(two);
     eelsvae_model_free(from_two);
     eelsvae_model_free(plain);
+    pair_free(&p);
+}
+
+/* Outlier mode's map is made from the weights at each epoch's start, so a
+ * run resumed from a checkpoint after the warm-up (epochs 1 … 2 of 6) ends
+ * with the very weights of an uninterrupted one. */
+static void test_outlier_mode_resume(void **state)
+{
+    (void)state;
+    pair p = two_cubes();
+    eelsvae_train_options t;
+    train_options(&t, 6);
+    t.outlier_cut = 1.0; /* low: some pixels do leave the loss */
+    eelsvae_model *whole = tu_tiny_model(5);
+    assert_ok(train(whole, &p, &t));
+    eelsvae_train_options tc = t;
+    tc.checkpoint_path = tu_path("outlier.evm");
+    tc.checkpoint_every = 4;
+    recorder r;
+    recorder_init(&r, &tc);
+    r.cancel_after_epoch = 4;
+    eelsvae_model *first = tu_tiny_model(5), *resumed = NULL;
+    assert_status(train(first, &p, &tc), EELSVAE_ERR_CANCELLED);
+    assert_ok(eelsvae_model_load(tc.checkpoint_path, &resumed));
+    assert_int_equal(resumed->state.epochs_done, 4);
+    assert_ok(train(resumed, &p, &t));
+    assert_true(same_params(resumed, whole));
+    eelsvae_model_free(whole);
+    eelsvae_model_free(first);
+    eelsvae_model_free(resumed);
     pair_free(&p);
 }
 
@@ -1815,6 +1848,7 @@ int main(void)
         cmocka_unit_test(test_min_steps),
         cmocka_unit_test(test_min_tiles),
         cmocka_unit_test(test_outlier_mode_keeps_anomalies_unlearnt),
+        cmocka_unit_test(test_outlier_mode_resume),
     };
     /* One thread: the tiny network's work is too small to share, and the
      * machines running the tests are often busy. */
