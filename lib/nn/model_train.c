@@ -477,10 +477,11 @@ static double median_sorted(const double *v, size_t n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-/* median + k · 1.4826 · MAD of the first n of d->sorted (scrambled); +∞
- * where the MAD is 0 (no spread to judge an outlier by). */
+/* median + k · 1.4826 · MAD of v[0 … n−1] (reordered in place); +∞ where
+ * the MAD is 0 (no spread to judge an outlier by) or n is 0. */
 static double robust_cut(double *v, size_t n, double k)
 {
+    if (n == 0) return INFINITY;
     qsort(v, n, sizeof *v, compare_double);
     double median = median_sorted(v, n);
     for (size_t i = 0; i < n; i++) v[i] = fabs(v[i] - median);
@@ -515,8 +516,9 @@ static eelsvae_status refresh_outliers(const train_run *run, size_t epoch)
         d->outlier[p] = d->hits[p] && d->error[p] / d->hits[p] > cut;
         out += d->outlier[p];
     }
-    evae_log(EELSVAE_LOG_INFO, "model train: epoch %zu: %zu of %zu pixels (%.2f %%) left out as outliers (error > %.4g)",
-             epoch, out, n, n ? 100.0 * (double)out / (double)n : 0.0, cut);
+    evae_log(EELSVAE_LOG_INFO,
+             "model train: epoch %zu: %zu of %zu pixels (%.2f %%) left out as outliers (error > %.4g)", epoch, out,
+             n, n ? 100.0 * (double)out / (double)n : 0.0, cut);
     return EELSVAE_OK;
 }
 
