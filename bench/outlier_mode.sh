@@ -5,6 +5,9 @@
 # a 96 × 96 SI, disks of radius 4 (4 disks ≈ 2.2 % of the pixels, as the
 # benchmark's; 16 disks ≈ 9 %), the Fe-L window, 16-pixel tiles.
 #
+# Five trainings of 24 epochs (7 batches each): 10 to 19 minutes apiece on two
+# cores shared with other jobs (outlier mode about a fifth longer).
+#
 # usage: bench/outlier_mode.sh BUILD_DIR OUT_DIR [EPOCHS] [SHIFT]
 # Prints one line per (disks, training): F1 at Otsu and ROC-AUC from
 # eelsvae-detect's metrics.json.
