@@ -36,6 +36,14 @@ static void usage(void)
            "  --energy-offset EV      energy of channel 0, overriding the file's (required,\n"
            "                          with --energy-scale, for a .npy without a sidecar)\n"
            "  --energy-scale EV       eV per channel, overriding the file's\n"
+           "  --outlier-mode          (default) train robustly on the very SI that will be\n"
+           "                          analysed: after a warm-up of a third of the epochs,\n"
+           "                          pixels reconstructed worse than median + K·1.4826·MAD\n"
+           "                          of all pixels' errors leave the loss (refreshed every\n"
+           "                          epoch), so the model does not learn the anomalies\n"
+           "  --outlier-cut K         the cut of --outlier-mode in robust sigmas (default 3)\n"
+           "  --no-outlier-mode       train on every pixel: for a clean (defect-free) twin\n"
+           "                          whose model is applied to another SI\n"
            "  --seed S                seed of weights, shuffling and sampling (default 1)\n"
            "  --checkpoint PATH       write a checkpoint to PATH every --checkpoint-every\n"
            "                          epochs (default every epoch when PATH is given)\n"
@@ -52,7 +60,7 @@ typedef struct args {
     eelsvae_preset preset;
     size_t epochs, batch, checkpoint_every, tile;
     cli_range range;
-    double lr, e0, de;
+    double lr, e0, de, outlier_cut; /* outlier_cut 0: --no-outlier-mode */
     uint64_t seed;
     int quiet;
 } args;
@@ -64,6 +72,8 @@ static args parse(int argc, char **argv)
     a.lr = a.e0 = a.de = NAN;
     a.range = cli_range_none();
     a.seed = 1;
+    a.outlier_cut = 3.0;
+    int outlier_off = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -84,7 +94,14 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--exclude")) a.exclude = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--energy-offset")) a.e0 = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
-        else if (!strcmp(o, "--seed")) a.seed = cli_u64(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--outlier-mode")) outlier_off = 0;
+        else if (!strcmp(o, "--no-outlier-mode")) outlier_off = 1;
+        else if (!strcmp(o, "--outlier-cut")) {
+            a.outlier_cut = cli_double(o, cli_value(argc, argv, &i));
+            if (!(a.outlier_cut > 0.0 && isfinite(a.outlier_cut)))
+                cli_usage_error("--outlier-cut: %g must be finite and > 0 (--no-outlier-mode turns the mode off)",
+                                a.outlier_cut);
+        } else if (!strcmp(o, "--seed")) a.seed = cli_u64(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--checkpoint")) a.checkpoint = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--checkpoint-every")) a.checkpoint_every = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--resume")) a.resume = cli_value(argc, argv, &i);
@@ -94,6 +111,7 @@ static args parse(int argc, char **argv)
         else if (a.cube) cli_usage_error("one CUBE only (got '%s' and '%s')", a.cube, o);
         else a.cube = o;
     }
+    if (outlier_off) a.outlier_cut = 0.0;
     if (!a.cube) cli_usage_error("CUBE is required");
     if (!a.model) cli_usage_error("--model OUT is required");
     if (a.checkpoint_every && !a.checkpoint) cli_usage_error("--checkpoint-every needs --checkpoint PATH");
@@ -156,6 +174,7 @@ int main(int argc, char **argv)
     if (a.batch) to.batch = a.batch;
     if (!isnan(a.lr)) to.learning_rate = a.lr;
     to.seed = a.seed;
+    to.outlier_cut = a.outlier_cut;
     eelsvae_preprocess_options chain; /* the preset's chain, recorded in the model */
     cli_check(eelsvae_preprocess_options_init(&chain, a.preset), "preprocess options");
     to.preprocess = &chain;

@@ -89,7 +89,7 @@ typedef struct old_train {
 _Static_assert(sizeof(old_train) == offsetof(eelsvae_train_options, learning_rate), "prefix");
 
 /* The previous release's structs: today's less the trailing fields added since
- * (pca.h trim_fraction; model.h energy_bin, min_tiles, min_steps). A program
+ * (pca.h trim_fraction; model.h energy_bin, min_tiles, min_steps, outlier_cut). A program
  * built against that release passes these sizes. */
 typedef struct prev_pca {
     size_t struct_size;
@@ -138,6 +138,7 @@ typedef struct prev_train {
 _Static_assert(sizeof(prev_train) == offsetof(eelsvae_train_options, min_tiles), "prefix");
 _Static_assert(offsetof(prev_train, progress_user) == offsetof(eelsvae_train_options, progress_user), "");
 _Static_assert(offsetof(eelsvae_train_options, min_steps) > offsetof(eelsvae_train_options, min_tiles), "");
+_Static_assert(offsetof(eelsvae_train_options, outlier_cut) > offsetof(eelsvae_train_options, min_steps), "");
 
 typedef struct old_estimate {
     size_t struct_size;
@@ -592,12 +593,13 @@ static void test_previous_release_train(void **state)
     memset(&box, CANARY, sizeof box);
     eelsvae_train_options *as_new = (eelsvae_train_options *)(void *)&box.opt;
     assert_ok(eelsvae_train_options_init_sized(as_new, EELSVAE_PRESET_PAPER, sizeof box.opt));
-    assert_canary(box.canary, GUARD); /* min_tiles, min_steps not written */
+    assert_canary(box.canary, GUARD); /* min_tiles, min_steps, outlier_cut not written */
     assert_int_equal(box.opt.struct_size, sizeof box.opt);
     eelsvae_train_options full;
     assert_ok(eelsvae_train_options_init(&full, EELSVAE_PRESET_PAPER));
     assert_int_equal(full.min_tiles, 64); /* model.h: presets 64 and 0 */
     assert_int_equal(full.min_steps, 0);
+    assert_true(full.outlier_cut == 0.0); /* model.h: presets off; an old caller trains as before */
 
     /* One epoch of the old struct against the full one with min_tiles 64, min_steps 0. */
     size_t old_steps = 0, full_steps = 0, more_steps = 0;

@@ -90,14 +90,15 @@ static eelsvae_model_options tiny_arch(eelsvae_loss_kind loss)
  * double), with parameter k set to `value`; returns the value of the
  * parameter actually used (value rounded to float).
  */
-static double loss_at(evae_cvae *net, size_t k, double value, const float *x, const float *eps, double *used)
+static double loss_at(evae_cvae *net, size_t k, double value, const float *x, const uint8_t *keep, const float *eps,
+                      double *used)
 {
     float *p = evae_cvae_params(net);
     float saved = p[k];
     p[k] = (float)value;
     *used = p[k];
     evae_cvae_losses l;
-    assert_ok(evae_cvae_evaluate(net, x, TINY_BATCH, eps, NULL, &l));
+    assert_ok(evae_cvae_evaluate_masked(net, x, keep, TINY_BATCH, eps, NULL, &l));
     p[k] = saved;
     return l.loss;
 }
@@ -130,19 +131,20 @@ typedef struct fd_stats {
     char worst_name[48];
 } fd_stats;
 
-static double central_difference(evae_cvae *net, size_t k, double h, const float *x, const float *eps)
+static double central_difference(evae_cvae *net, size_t k, double h, const float *x, const uint8_t *keep,
+                                 const float *eps)
 {
     double theta = evae_cvae_params(net)[k], up = 0.0, down = 0.0;
-    double lp = loss_at(net, k, theta + h, x, eps, &up);
-    double lm = loss_at(net, k, theta - h, x, eps, &down);
+    double lp = loss_at(net, k, theta + h, x, keep, eps, &up);
+    double lm = loss_at(net, k, theta - h, x, keep, eps, &down);
     return (lp - lm) / (up - down); /* over the steps float represents */
 }
 
 static void check_parameter(evae_cvae *net, size_t k, double scale, const float *grad, const float *x,
-                            const float *eps, fd_stats *st, const char *name)
+                            const uint8_t *keep, const float *eps, fd_stats *st, const char *name)
 {
     double g = grad[k], allowed = FD_ATOL + FD_RTOL * (fabs(g) + scale);
-    double fd = central_difference(net, k, FD_STEP, x, eps);
+    double fd = central_difference(net, k, FD_STEP, x, keep, eps);
     st->checked++;
     if (fabs(fd - g) <= allowed) {
         if (fabs(fd - g) / allowed > st->worst) {
@@ -151,7 +153,7 @@ static void check_parameter(evae_cvae *net, size_t k, double scale, const float 
         }
         return;
     }
-    double fine = central_difference(net, k, FD_STEP / 2, x, eps);
+    double fine = central_difference(net, k, FD_STEP / 2, x, keep, eps);
     if (fabs(fine - g) <= allowed) {
         st->kinks++;
         st->worst = fmax(st->worst, fabs(fine - g) / allowed);
@@ -162,8 +164,10 @@ static void check_parameter(evae_cvae *net, size_t k, double scale, const float 
 }
 
 /* Up to `samples` parameters of every tensor: its first and last, the rest
- * spread evenly. */
-static void check_gradients(const eelsvae_model_options *arch, uint64_t seed, size_t samples)
+ * spread evenly; only the pixels keep [TINY_BATCH][4][4] marks in the
+ * reconstruction term (NULL: all). */
+static void check_gradients_masked(const eelsvae_model_options *arch, uint64_t seed, size_t samples,
+                                   const uint8_t *keep)
 {
     evae_cvae *net = NULL;
     assert_ok(evae_cvae_create(arch, TINY_BATCH, true, &net));
@@ -172,13 +176,13 @@ static void check_gradients(const eelsvae_model_options *arch, uint64_t seed, si
     float *x = random_floats(TINY_BATCH * TINY_TILE, 0.0, 1.0, seed + 1);
     float *eps = normal_floats(TINY_BATCH * L, seed + 2);
     evae_cvae_losses losses;
-    assert_ok(evae_cvae_forward_backward(net, x, TINY_BATCH, eps, NULL, &losses));
+    assert_ok(evae_cvae_forward_backward_masked(net, x, keep, TINY_BATCH, eps, NULL, &losses));
     size_t n = evae_cvae_param_count(net);
     float *grad = malloc(n * sizeof *grad);
     assert_non_null(grad);
     memcpy(grad, evae_cvae_grads(net), n * sizeof *grad);
     double unused = 0.0;
-    double base = loss_at(net, 0, evae_cvae_params(net)[0], x, eps, &unused);
+    double base = loss_at(net, 0, evae_cvae_params(net)[0], x, keep, eps, &unused);
     assert_close(base, losses.loss, 0.0, 0.0); /* evaluate = the training pass, bit for bit */
 
     fd_stats st = {0, 0, 0.0, ""};
@@ -190,7 +194,7 @@ static void check_gradients(const eelsvae_model_options *arch, uint64_t seed, si
         size_t m = info->count < samples ? info->count : samples;
         for (size_t s = 0; s < m; s++) {
             size_t i = m == 1 ? 0 : s * (info->count - 1) / (m - 1);
-            check_parameter(net, info->offset + i, scale, grad, x, eps, &st, info->name);
+            check_parameter(net, info->offset + i, scale, grad, x, keep, eps, &st, info->name);
         }
     }
     print_message("loss %s: %zu parameters checked, %zu across a kink at h, worst error %.2f of the tolerance (%s)\n",
@@ -203,6 +207,11 @@ static void check_gradients(const eelsvae_model_options *arch, uint64_t seed, si
     free(eps);
     free(x);
     evae_cvae_free(net);
+}
+
+static void check_gradients(const eelsvae_model_options *arch, uint64_t seed, size_t samples)
+{
+    check_gradients_masked(arch, seed, samples, NULL);
 }
 
 static void gradients_bernoulli(void **state)
@@ -224,6 +233,96 @@ static void gradients_poisson(void **state)
     (void)state;
     eelsvae_model_options o = tiny_arch(EELSVAE_LOSS_POISSON);
     check_gradients(&o, 13, 12);
+}
+
+/* ---- pixels left out of the reconstruction term (outlier mode) ------------------------ */
+
+#define TINY_PIXELS (TINY_BATCH * 4 * 4)
+
+/* Every third pixel of the batch left out (both items, corners and inside). */
+static void every_third_out(uint8_t keep[TINY_PIXELS])
+{
+    for (size_t p = 0; p < TINY_PIXELS; p++) keep[p] = p % 3 != 0;
+}
+
+/* The masked loss's gradient is the gradient of the masked loss: finite
+ * differences of evaluate_masked, as for the whole loss above. */
+static void gradients_masked(void **state)
+{
+    (void)state;
+    uint8_t keep[TINY_PIXELS];
+    every_third_out(keep);
+    eelsvae_model_options o = tiny_arch(EELSVAE_LOSS_BERNOULLI);
+    check_gradients_masked(&o, 41, 8, keep);
+    o = tiny_arch(EELSVAE_LOSS_GAUSSIAN);
+    check_gradients_masked(&o, 12, 8, keep);
+}
+
+typedef struct pass {
+    evae_cvae_losses losses;
+    float *grad;
+} pass;
+
+static pass masked_pass(evae_cvae *net, const float *x, const uint8_t *keep, const float *eps)
+{
+    pass p;
+    assert_ok(evae_cvae_forward_backward_masked(net, x, keep, TINY_BATCH, eps, NULL, &p.losses));
+    size_t n = evae_cvae_param_count(net);
+    p.grad = malloc(n * sizeof *p.grad);
+    assert_non_null(p.grad);
+    memcpy(p.grad, evae_cvae_grads(net), n * sizeof *p.grad);
+    return p;
+}
+
+/*
+ * A left-out pixel contributes nothing: the reconstruction term splits
+ * exactly over a mask and its complement, rec(keep) + rec(¬keep) = rec(all),
+ * and so do the gradients once the KL part, counted in both, is taken off
+ * once: g(keep) + g(¬keep) − g(none) = g(all), where g(none), with every
+ * pixel out, is the KL term's alone (its reconstruction is exactly 0).
+ * The sums are of float gradients, so they agree to float rounding: 1e-5 of
+ * the largest |g|. And the mask matters: g(keep) differs from g(all) by far
+ * more than that.
+ */
+static void left_out_pixels_add_nothing(void **state)
+{
+    (void)state;
+    eelsvae_model_options o = tiny_arch(EELSVAE_LOSS_BERNOULLI);
+    evae_cvae *net = NULL;
+    assert_ok(evae_cvae_create(&o, TINY_BATCH, true, &net));
+    evae_cvae_init_params(net, 43);
+    float *x = random_floats(TINY_BATCH * TINY_TILE, 0, 1, 44);
+    float *eps = normal_floats(TINY_BATCH * o.latent, 45);
+    uint8_t keep[TINY_PIXELS], drop[TINY_PIXELS], none[TINY_PIXELS], all[TINY_PIXELS];
+    every_third_out(keep);
+    for (size_t p = 0; p < TINY_PIXELS; p++) drop[p] = !keep[p], none[p] = 0, all[p] = 1;
+    pass k = masked_pass(net, x, keep, eps), d = masked_pass(net, x, drop, eps);
+    pass z = masked_pass(net, x, none, eps), a = masked_pass(net, x, all, eps), u = masked_pass(net, x, NULL, eps);
+
+    assert_true(z.losses.reconstruction == 0.0);
+    assert_close(z.losses.kl, u.losses.kl, 0.0, 0.0); /* the KL term is untouched */
+    assert_close(k.losses.reconstruction + d.losses.reconstruction, u.losses.reconstruction, 0.0, 1e-12);
+    assert_close(a.losses.loss, u.losses.loss, 0.0, 1e-12);
+    assert_true(k.losses.reconstruction > 0.5 * u.losses.reconstruction); /* two thirds of the pixels */
+    assert_true(k.losses.reconstruction < 0.8 * u.losses.reconstruction);
+
+    size_t n = evae_cvae_param_count(net);
+    double scale = 0.0, split = 0.0, moved = 0.0, same = 0.0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(u.grad[i]));
+    for (size_t i = 0; i < n; i++) {
+        split = fmax(split, fabs((double)k.grad[i] + d.grad[i] - z.grad[i] - u.grad[i]));
+        moved = fmax(moved, fabs((double)k.grad[i] - u.grad[i]));
+        same = fmax(same, fabs((double)a.grad[i] - u.grad[i]));
+    }
+    print_message("masked gradients: largest |g| %.3g, split error %.3g, all-kept error %.3g, mask effect %.3g\n",
+                  scale, split, same, moved);
+    assert_true(split <= 1e-5 * scale);
+    assert_true(same <= 1e-5 * scale);
+    assert_true(moved >= 1e-2 * scale);
+    free(k.grad), free(d.grad), free(z.grad), free(a.grad), free(u.grad);
+    free(eps);
+    free(x);
+    evae_cvae_free(net);
 }
 
 /* The same with every conv layer forced onto the FFT engine, then onto the
@@ -889,6 +988,8 @@ int main(void)
         cmocka_unit_test(gradients_bernoulli),
         cmocka_unit_test(gradients_gaussian),
         cmocka_unit_test(gradients_poisson),
+        cmocka_unit_test(gradients_masked),
+        cmocka_unit_test(left_out_pixels_add_nothing),
         cmocka_unit_test_teardown(gradients_each_conv_engine, reset_conv_engine),
         cmocka_unit_test(gradients_other_shapes),
         cmocka_unit_test(init_follows_pytorch_bounds),

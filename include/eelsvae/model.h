@@ -306,6 +306,18 @@ typedef struct eelsvae_train_options {
                                         (early stopping still applies); 0 = exactly @p epochs (presets 0;
                                         eelsvae-train asks for 900, the fast preset's step count on the
                                         192 × 192 benchmark, unless --epochs is given). */
+    double outlier_cut;            /**< Outlier mode, for training on the very scan that is analysed, so that
+                                        the model does not learn its anomalies: 0 = off (presets 0;
+                                        eelsvae-train uses 3 unless --no-outlier-mode); k > 0 = on. After a
+                                        warm-up of the first third of the epochs (rounded up), every later
+                                        epoch starts with a pass that reconstructs every tile (z = μ) and
+                                        gives each pixel the error 1 − PCC of its E channels and their
+                                        reconstruction (the shape, as detection scores it, not the
+                                        intensity), averaged over the tiles that hold it; a pixel whose
+                                        error exceeds median + k · 1.4826 · MAD of all the pixels' errors
+                                        is left out of the reconstruction term (and its gradient) for that
+                                        epoch, in training and validation tiles alike; the KL term stays.
+                                        The pass costs about a third of an epoch. See @ref page_model. */
 } eelsvae_train_options;
 
 /**

@@ -687,15 +687,17 @@ static void sample_latent(evae_cvae *net, size_t batch, const float *eps, evae_r
 /* The loss terms of the last forward on target x; with `gradients`, writes
  * (=) ∂loss/∂logits into the first chain buffer and the KL part of
  * ∂loss/∂mulv. */
-static eelsvae_status compute_losses(evae_cvae *net, const float *x, size_t batch, bool gradients,
-                                     evae_cvae_losses *losses)
+static eelsvae_status compute_losses(evae_cvae *net, const float *x, const uint8_t *keep, size_t batch,
+                                     bool gradients, evae_cvae_losses *losses)
 {
-    size_t L = net->arch.latent;
+    size_t L = net->arch.latent, E = net->arch.energy_channels;
     double b = (double)batch, beta = net->arch.beta;
     float *dlogits = gradients ? net->grad[GRAD_CHAIN0] : NULL;
     float *dmulv = gradients ? net->grad[GRAD_MULV] : NULL;
-    double rec = evae_recon_loss((evae_loss_kind)net->arch.loss, dlogits, evae_cvae_logits(net), x,
-                                 batch * tile_floats(net), 1.0 / b);
+    evae_loss_kind kind = (evae_loss_kind)net->arch.loss;
+    double rec = keep ? evae_recon_loss_masked(kind, dlogits, evae_cvae_logits(net), x, batch * tile_floats(net) / E,
+                                               E, keep, 1.0 / b)
+                      : evae_recon_loss(kind, dlogits, evae_cvae_logits(net), x, batch * tile_floats(net), 1.0 / b);
     double kl = evae_kl_loss(dmulv, net->mulv, batch, L, beta / b);
     losses->reconstruction = rec / b;
     losses->kl = kl / b;
@@ -786,6 +788,12 @@ static eelsvae_status encoder_backward(evae_cvae *net, const float *x, size_t ba
 eelsvae_status evae_cvae_forward_backward(evae_cvae *net, const float *x, size_t batch, const float *eps,
                                           evae_rng *rng, evae_cvae_losses *losses)
 {
+    return evae_cvae_forward_backward_masked(net, x, NULL, batch, eps, rng, losses);
+}
+
+eelsvae_status evae_cvae_forward_backward_masked(evae_cvae *net, const float *x, const uint8_t *keep, size_t batch,
+                                                 const float *eps, evae_rng *rng, evae_cvae_losses *losses)
+{
     EVAE_TRY(check_call(net, x, losses, batch, "cvae forward_backward"));
     if (!net->training)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "cvae forward_backward: the net was created without training");
@@ -794,7 +802,7 @@ eelsvae_status evae_cvae_forward_backward(evae_cvae *net, const float *x, size_t
     EVAE_TRY(encoder_forward(net, x, batch));
     sample_latent(net, batch, eps, rng);
     EVAE_TRY(decoder_forward(net, net->z, batch));
-    EVAE_TRY(compute_losses(net, x, batch, true, losses));
+    EVAE_TRY(compute_losses(net, x, keep, batch, true, losses));
     float *dd2 = NULL;
     EVAE_TRY(decoder_backward(net, batch, &dd2));
     float *other = dd2 == net->grad[GRAD_CHAIN0] ? net->grad[GRAD_CHAIN1] : net->grad[GRAD_CHAIN0];
@@ -805,12 +813,18 @@ eelsvae_status evae_cvae_forward_backward(evae_cvae *net, const float *x, size_t
 eelsvae_status evae_cvae_evaluate(evae_cvae *net, const float *x, size_t batch, const float *eps, evae_rng *rng,
                                   evae_cvae_losses *losses)
 {
+    return evae_cvae_evaluate_masked(net, x, NULL, batch, eps, rng, losses);
+}
+
+eelsvae_status evae_cvae_evaluate_masked(evae_cvae *net, const float *x, const uint8_t *keep, size_t batch,
+                                         const float *eps, evae_rng *rng, evae_cvae_losses *losses)
+{
     EVAE_TRY(check_call(net, x, losses, batch, "cvae evaluate"));
     EVAE_TRY(use_batch(net, batch));
     EVAE_TRY(encoder_forward(net, x, batch));
     sample_latent(net, batch, eps, rng);
     EVAE_TRY(decoder_forward(net, net->z, batch));
-    return compute_losses(net, x, batch, false, losses);
+    return compute_losses(net, x, keep, batch, false, losses);
 }
 
 eelsvae_status evae_cvae_encode(evae_cvae *net, const float *x, size_t batch, float *mulv)

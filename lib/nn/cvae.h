@@ -128,6 +128,16 @@ eelsvae_status evae_cvae_forward_backward(evae_cvae *net, const float *x, size_t
 eelsvae_status evae_cvae_evaluate(evae_cvae *net, const float *x, size_t batch, const float *eps, evae_rng *rng,
                                   evae_cvae_losses *losses);
 
+/* The same two calls with only some pixels in the reconstruction term:
+ *   keep [batch][T][T]   non-zero: the pixel's E channels enter the loss;
+ *                        zero: they add nothing to it nor to its gradient
+ *                        (the KL term is untouched); NULL: every pixel, as
+ *                        the unmasked calls (bit for bit). */
+eelsvae_status evae_cvae_forward_backward_masked(evae_cvae *net, const float *x, const uint8_t *keep, size_t batch,
+                                                 const float *eps, evae_rng *rng, evae_cvae_losses *losses);
+eelsvae_status evae_cvae_evaluate_masked(evae_cvae *net, const float *x, const uint8_t *keep, size_t batch,
+                                         const float *eps, evae_rng *rng, evae_cvae_losses *losses);
+
 /* Encoder only: mulv [batch][2L] (μ then log σ² per item). */
 eelsvae_status evae_cvae_encode(evae_cvae *net, const float *x, size_t batch, float *mulv);
 

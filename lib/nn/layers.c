@@ -247,6 +247,34 @@ double evae_recon_loss(evae_loss_kind kind, float *dlogits, const float *logits,
     return total;
 }
 
+double evae_recon_loss_masked(evae_loss_kind kind, float *dlogits, const float *logits, const float *target,
+                              size_t pixels, size_t channels, const uint8_t *keep, double grad_scale)
+{
+    if (kind != EVAE_LOSS_BERNOULLI && kind != EVAE_LOSS_GAUSSIAN && kind != EVAE_LOSS_POISSON) return NAN;
+    double partial[SUM_CHUNKS];
+    size_t chunk = pixels / SUM_CHUNKS + (pixels % SUM_CHUNKS != 0);
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (pixels * channels >= PARALLEL_MIN) num_threads(evae_threads())
+#endif
+    for (int c = 0; c < SUM_CHUNKS; c++) {
+        size_t lo = (size_t)c * chunk, hi = lo + chunk;
+        if (lo > pixels) lo = pixels;
+        if (hi > pixels) hi = pixels;
+        double sum = 0.0;
+        for (size_t p = lo; p < hi; p++) {
+            size_t first = p * channels;
+            if (keep[p])
+                sum += recon_range(kind, dlogits, logits, target, first, first + channels, grad_scale);
+            else if (dlogits)
+                memset(dlogits + first, 0, channels * sizeof *dlogits); /* out of the loss: no gradient */
+        }
+        partial[c] = sum;
+    }
+    double total = 0.0;
+    for (int c = 0; c < SUM_CHUNKS; c++) total += partial[c];
+    return total;
+}
+
 double evae_kl_loss(float *dmulv, const float *mulv, size_t B, size_t L, double grad_scale)
 {
     double total = 0.0;

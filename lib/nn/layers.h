@@ -152,6 +152,19 @@ typedef enum evae_loss_kind {
 double evae_recon_loss(evae_loss_kind kind, float *dlogits, const float *logits, const float *target, size_t n,
                        double grad_scale);
 
+/*
+ * evae_recon_loss over `pixels` spectra of `channels` elements each, where
+ * only the pixels with keep[p] non-zero enter the loss: the others add
+ * nothing to the sum and get a zero gradient. Summed per pixel in a fixed
+ * chunking of the pixels (bits independent of the thread count, though not
+ * those of evae_recon_loss, which chunks the elements).
+ *   dlogits [pixels][channels]  written, may be NULL
+ *   logits, target [pixels][channels]
+ *   keep [pixels]
+ */
+double evae_recon_loss_masked(evae_loss_kind kind, float *dlogits, const float *logits, const float *target,
+                              size_t pixels, size_t channels, const uint8_t *keep, double grad_scale);
+
 /* "bernoulli", "gaussian", "poisson", or "unknown". */
 const char *evae_loss_kind_name(evae_loss_kind kind);
 

@@ -68,6 +68,10 @@ static eelsvae_status check_train_options(const eelsvae_train_options *o)
     if (o->early_stop_patience > INT_MAX)
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "train options: early_stop_patience = %zu is too large",
                          o->early_stop_patience);
+    if (!(o->outlier_cut >= 0.0 && isfinite(o->outlier_cut)))
+        return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
+                         "train options: outlier_cut = %g must be finite and >= 0 (0 = outlier mode off)",
+                         o->outlier_cut);
     if (o->checkpoint_every > 0 && (!o->checkpoint_path || !o->checkpoint_path[0]))
         return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT,
                          "train options: checkpoint_every = %zu needs a checkpoint_path", o->checkpoint_every);
@@ -127,6 +131,16 @@ typedef struct train_data {
     size_t *val, n_val;     /* likewise */
     size_t *order;          /* [n_train] this epoch's order */
     float *x;               /* [batch][T][T][E] gathered tiles */
+    /* Outlier mode only (NULL otherwise): */
+    size_t *pixel_at;       /* [n_cubes] where each cube's pixels start in the maps below */
+    size_t n_pixels;        /* Σ ny·nx */
+    uint8_t *outlier;       /* [n_pixels] this epoch's decision: out of the reconstruction term */
+    double *error;          /* [n_pixels] Σ of the pixel's error over the tiles holding it */
+    uint32_t *hits;         /* [n_pixels] tiles holding it */
+    double *sorted;         /* [n_pixels] scratch for the median and the MAD */
+    float *recon;           /* [batch][T][T][E] the map pass's reconstructions */
+    uint8_t *keep;          /* [batch][T][T] the gathered tiles' pixels in the loss */
+    size_t *seq;            /* [batch] consecutive tile indices for the map pass */
 } train_data;
 
 static void data_free(train_data *d)
@@ -139,6 +153,14 @@ static void data_free(train_data *d)
     evae_free(d->val);
     evae_free(d->order);
     evae_free(d->x);
+    evae_free(d->pixel_at);
+    evae_free(d->outlier);
+    evae_free(d->error);
+    evae_free(d->hits);
+    evae_free(d->sorted);
+    evae_free(d->recon);
+    evae_free(d->keep);
+    evae_free(d->seq);
     memset(d, 0, sizeof *d);
 }
 
@@ -357,6 +379,7 @@ typedef struct train_run {
     const eelsvae_train_options *opt;
     size_t batch;   /* tiles per full batch: min(opt batch, training tiles) */
     size_t batches; /* per epoch */
+    bool trim;      /* this epoch leaves the outlier pixels out of the reconstruction term */
     struct timespec start;
     size_t steps; /* batches done since this call started (for the ETA) */
 } train_run;
@@ -366,6 +389,143 @@ static double seconds_since(const struct timespec *t0)
     struct timespec t1;
     clock_gettime(CLOCK_MONOTONIC, &t1);
     return (double)(t1.tv_sec - t0->tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0->tv_nsec);
+}
+
+/* ---- outlier mode ----------------------------------------------------------------- */
+
+/* The pixels of tiles tiles[idx[0 … count−1]] that enter the loss, into keep [count][T][T]. */
+static void gather_keep(const train_data *d, const size_t *idx, size_t count, size_t tile, uint8_t *keep)
+{
+    for (size_t k = 0; k < count; k++) {
+        const tile_ref *t = &d->tiles[idx[k]];
+        const uint8_t *map = d->outlier + d->pixel_at[t->cube];
+        size_t nx = d->cubes[t->cube]->nx;
+        for (size_t r = 0; r < tile; r++)
+            for (size_t c = 0; c < tile; c++) keep[(k * tile + r) * tile + c] = !map[(t->y + r) * nx + t->x + c];
+    }
+}
+
+/* Gather a batch's tiles into d->x; returns its keep mask in trimmed epochs, else NULL. */
+static const uint8_t *gather_batch(const train_run *run, const size_t *idx, size_t count)
+{
+    train_data *d = run->data;
+    size_t tile = run->model->arch.tile;
+    gather(d, idx, count, tile, d->x);
+    if (!run->trim) return NULL;
+    gather_keep(d, idx, count, tile, d->keep);
+    return d->keep;
+}
+
+static eelsvae_status alloc_outlier_maps(train_data *d, size_t batch, size_t tile_floats, size_t tile)
+{
+    EVAE_TRY(evae_alloc_array(d->n_cubes, sizeof *d->pixel_at, (void **)&d->pixel_at, "outlier map"));
+    d->n_pixels = 0;
+    for (size_t i = 0; i < d->n_cubes; i++) {
+        d->pixel_at[i] = d->n_pixels;
+        d->n_pixels += evae_cube_pixels(d->cubes[i]);
+    }
+    EVAE_TRY(evae_alloc_zeros(d->n_pixels, sizeof *d->outlier, (void **)&d->outlier, "outlier map"));
+    EVAE_TRY(evae_alloc_array(d->n_pixels, sizeof *d->error, (void **)&d->error, "outlier errors"));
+    EVAE_TRY(evae_alloc_array(d->n_pixels, sizeof *d->hits, (void **)&d->hits, "outlier errors"));
+    EVAE_TRY(evae_alloc_array(d->n_pixels, sizeof *d->sorted, (void **)&d->sorted, "outlier errors"));
+    EVAE_TRY(evae_alloc_array(tile_floats, sizeof *d->recon, (void **)&d->recon, "outlier reconstructions"));
+    EVAE_TRY(evae_alloc_array(batch * tile * tile, sizeof *d->keep, (void **)&d->keep, "outlier batch mask"));
+    return evae_alloc_array(batch, sizeof *d->seq, (void **)&d->seq, "outlier batch");
+}
+
+/* 1 − the Pearson correlation of a spectrum and its reconstruction over n
+ * channels, what detection scores: blind to the pixel's intensity, which
+ * varies with thickness, and alive to a change of shape. A constant
+ * spectrum (no correlation to measure) counts as uncorrelated. */
+static double shape_error(const float *x, const float *r, size_t n)
+{
+    double sx = 0.0, sr = 0.0;
+    for (size_t e = 0; e < n; e++) sx += x[e], sr += r[e];
+    double mx = sx / (double)n, mr = sr / (double)n, xx = 0.0, rr = 0.0, xr = 0.0;
+    for (size_t e = 0; e < n; e++) {
+        double a = (double)x[e] - mx, b = (double)r[e] - mr;
+        xx += a * a, rr += b * b, xr += a * b;
+    }
+    return xx > 0.0 && rr > 0.0 ? 1.0 - xr / sqrt(xx * rr) : 1.0;
+}
+
+/* Add each pixel's shape error of `count` tiles from `first` on. */
+static void accumulate_errors(train_data *d, size_t first, size_t count, size_t tile)
+{
+    size_t ne = d->cubes[0]->ne;
+    for (size_t k = 0; k < count; k++) {
+        const tile_ref *t = &d->tiles[first + k];
+        size_t nx = d->cubes[t->cube]->nx, at = d->pixel_at[t->cube];
+        for (size_t r = 0; r < tile; r++)
+            for (size_t c = 0; c < tile; c++) {
+                size_t from = ((k * tile + r) * tile + c) * ne;
+                size_t p = at + (t->y + r) * nx + t->x + c;
+                d->error[p] += shape_error(d->x + from, d->recon + from, ne);
+                d->hits[p]++;
+            }
+    }
+}
+
+static int compare_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median_sorted(const double *v, size_t n)
+{
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* median + k · 1.4826 · MAD of v[0 … n−1] (reordered in place); +∞ where
+ * the MAD is 0 (no spread to judge an outlier by) or n is 0. */
+static double robust_cut(double *v, size_t n, double k)
+{
+    if (n == 0) return INFINITY;
+    qsort(v, n, sizeof *v, compare_double);
+    double median = median_sorted(v, n);
+    for (size_t i = 0; i < n; i++) v[i] = fabs(v[i] - median);
+    qsort(v, n, sizeof *v, compare_double);
+    double mad = median_sorted(v, n);
+    return mad > 0.0 ? median + k * 1.4826 * mad : INFINITY;
+}
+
+/* The outlier map from the current weights: every tile reconstructed with
+ * z = μ, each pixel's mean error over its tiles against the robust cut.
+ * It depends on the weights alone, so a run resumed at an epoch boundary
+ * makes the very map an uninterrupted run makes. */
+static eelsvae_status refresh_outliers(const train_run *run, size_t epoch)
+{
+    train_data *d = run->data;
+    size_t tile = run->model->arch.tile;
+    memset(d->error, 0, d->n_pixels * sizeof *d->error);
+    memset(d->hits, 0, d->n_pixels * sizeof *d->hits);
+    for (size_t i = 0; i < d->n_tiles; i += run->batch) {
+        size_t b = d->n_tiles - i < run->batch ? d->n_tiles - i : run->batch;
+        for (size_t k = 0; k < b; k++) d->seq[k] = i + k;
+        gather(d, d->seq, b, tile, d->x);
+        EVAE_TRY(evae_cvae_reconstruct(run->model->net, d->x, b, d->recon));
+        accumulate_errors(d, i, b, tile);
+    }
+    size_t n = 0;
+    for (size_t p = 0; p < d->n_pixels; p++)
+        if (d->hits[p]) d->sorted[n++] = d->error[p] / d->hits[p];
+    double cut = robust_cut(d->sorted, n, run->opt->outlier_cut);
+    size_t out = 0;
+    for (size_t p = 0; p < d->n_pixels; p++) {
+        d->outlier[p] = d->hits[p] && d->error[p] / d->hits[p] > cut;
+        out += d->outlier[p];
+    }
+    evae_log(EELSVAE_LOG_INFO,
+             "model train: epoch %zu: %zu of %zu pixels (%.2f %%) left out as outliers (error > %.4g)", epoch, out,
+             n, n ? 100.0 * (double)out / (double)n : 0.0, cut);
+    return EELSVAE_OK;
+}
+
+/* Outlier mode trims from the epoch after the warm-up, a third of the epochs rounded up. */
+static bool trims(const eelsvae_train_options *o, size_t epoch)
+{
+    return o->outlier_cut > 0.0 && epoch > (o->epochs + 2) / 3;
 }
 
 /* Mean validation loss per tile with z = μ; NaN without validation tiles. */
@@ -380,9 +540,9 @@ static eelsvae_status validation_loss(const train_run *run, double *out)
     double sum = 0.0;
     for (size_t i = 0; i < d->n_val; i += run->batch) {
         size_t b = d->n_val - i < run->batch ? d->n_val - i : run->batch;
-        gather(d, d->val + i, b, run->model->arch.tile, d->x);
+        const uint8_t *keep = gather_batch(run, d->val + i, b);
         evae_cvae_losses l;
-        EVAE_TRY(evae_cvae_evaluate(net, d->x, b, NULL, NULL, &l));
+        EVAE_TRY(evae_cvae_evaluate_masked(net, d->x, keep, b, NULL, NULL, &l));
         sum += l.loss * (double)b;
     }
     *out = sum / (double)d->n_val;
@@ -406,11 +566,11 @@ static eelsvae_status train_step(train_run *run, size_t epoch, size_t b)
     train_data *d = run->data;
     size_t first = b * run->batch;
     size_t count = d->n_train - first < run->batch ? d->n_train - first : run->batch;
-    gather(d, d->order + first, count, m->arch.tile, d->x);
+    const uint8_t *keep = gather_batch(run, d->order + first, count);
     evae_rng rng;
     stream_rng(&rng, s->seed, PURPOSE_EPSILON, epoch, b);
     evae_cvae_losses l;
-    eelsvae_status st = evae_cvae_forward_backward(m->net, d->x, count, NULL, &rng, &l);
+    eelsvae_status st = evae_cvae_forward_backward_masked(m->net, d->x, keep, count, NULL, &rng, &l);
     if (st == EELSVAE_ERR_NUMERIC || (st == EELSVAE_OK && !isfinite(l.loss))) return diverged(st, epoch, b + 1);
     if (st != EELSVAE_OK) return st;
     float *grads = evae_cvae_grads(m->net);
@@ -478,6 +638,8 @@ static eelsvae_status run_epoch(train_run *run, size_t epoch, bool *stop)
 {
     evae_train_state *s = &run->model->state;
     train_data *d = run->data;
+    run->trim = trims(run->opt, epoch);
+    if (run->trim) EVAE_TRY(refresh_outliers(run, epoch));
     memcpy(d->order, d->train, d->n_train * sizeof *d->order);
     evae_rng rng;
     stream_rng(&rng, s->seed, PURPOSE_SHUFFLE, epoch, 0);
@@ -528,12 +690,13 @@ static void start_state(eelsvae_model *m, const eelsvae_train_options *o, const 
 static eelsvae_status run_training(eelsvae_model *m, train_data *d, const eelsvae_train_options *o,
                                    const evae_model_transform *t)
 {
-    train_run run = {m, d, o, 0, 0, {0, 0}, 0};
+    train_run run = {m, d, o, 0, 0, false, {0, 0}, 0};
     run.batch = o->batch < d->n_train ? o->batch : d->n_train;
     run.batches = (d->n_train + run.batch - 1) / run.batch;
     size_t tile_floats = 0;
     EVAE_TRY(evae_mul4(run.batch, m->arch.tile, m->arch.tile, m->arch.energy_channels, &tile_floats, "batch"));
     EVAE_TRY(evae_alloc_array(tile_floats, sizeof(float), (void **)&d->x, "training batch"));
+    if (o->outlier_cut > 0.0) EVAE_TRY(alloc_outlier_maps(d, run.batch, tile_floats, m->arch.tile));
     if (!m->net_training || evae_cvae_max_batch(m->net) != run.batch) EVAE_TRY(evae_model_swap_net(m, true, run.batch));
     EVAE_TRY(evae_model_alloc_moments(m));
     /* Everything is allocated: from here the model changes. */

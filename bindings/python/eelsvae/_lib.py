@@ -254,6 +254,7 @@ class TrainOptions(Structure):
         ("progress_user", c_void_p),
         ("min_tiles", c_size_t),
         ("min_steps", c_size_t),
+        ("outlier_cut", c_double),
     ]
 
 

@@ -267,7 +267,13 @@ class TrainOptions(Options):
     the cubes give fewer tiles at ``tile_stride``, a smaller step is taken so that
     a small scan still yields that many (0 = always ``tile_stride``);
     ``min_steps`` (presets 0): raise ``epochs`` so that at least this many
-    optimiser steps are taken (0 = exactly ``epochs``).
+    optimiser steps are taken (0 = exactly ``epochs``);
+    ``outlier_cut`` (presets 0 = off): outlier mode, for training on the very
+    scan that is analysed — after a warm-up of a third of the epochs, every
+    epoch leaves out of the reconstruction loss the pixels whose 1 − PCC
+    against their reconstruction exceeds median + ``outlier_cut`` · 1.4826 ·
+    MAD (3 is eelsvae-train's default), so the model does not learn the
+    anomalies it should find.
     """
     _struct = _lib.TrainOptions
     _hidden = ("struct_size", "preprocess", "checkpoint_path", "progress", "progress_user")

@@ -152,6 +152,24 @@ def test_log_callback_receives_training_lines():
     assert len(lines) == count                                   # removed: nothing more arrives
 
 
+def test_outlier_mode_keyword_trims_after_the_warm_up():
+    # 3 epochs: the warm-up is epoch 1; epochs 2 and 3 each start with the
+    # outlier map, which the log reports. Off (the preset), no map is made.
+    def outlier_epochs(**fields):
+        lines = []
+        eelsvae.set_log_callback(lambda level, message: lines.append(message))
+        try:
+            eelsvae.Model(tiny_arch(), seed=3).train(training_cube(), options=tiny_train_options(3), **fields)
+        finally:
+            eelsvae.set_log_callback(None)
+        return [m.split(":")[1].strip() for m in lines if "left out as outliers" in m]
+    assert outlier_epochs(outlier_cut=3.0) == ["epoch 2", "epoch 3"]
+    assert outlier_epochs() == []
+    with pytest.raises(EelsvaeError) as info:
+        eelsvae.Model(tiny_arch(), seed=3).train(training_cube(), options=tiny_train_options(1), outlier_cut=-1.0)
+    assert info.value.status == Status.INVALID_ARGUMENT and "outlier_cut" in info.value.message
+
+
 def test_prepare_reconstruct_encode_decode_agree(trained_model):
     model, cube, _ = trained_model
     arch = model.options
@@ -272,7 +290,7 @@ def test_new_option_fields_have_the_presets_values():
         arch = eelsvae.ModelOptions(preset=preset)
         assert arch.energy_bin == 1 and "energy_bin" in arch.field_names()
         train = eelsvae.TrainOptions(preset=preset)
-        assert (train.min_tiles, train.min_steps) == (64, 0)
+        assert (train.min_tiles, train.min_steps, train.outlier_cut) == (64, 0, 0.0)
     assert eelsvae.PcaOptions().trim_fraction == 0.0
     train = eelsvae.TrainOptions(preset="fast", min_tiles=16, min_steps=5)
     assert (train.min_tiles, train.min_steps) == (16, 5) and train.struct.min_steps == 5
