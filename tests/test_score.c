@@ -1116,22 +1116,38 @@ static void test_threshold_value_and_contamination(void **state)
 static void test_score_p_values(void **state)
 {
     (void)state;
-    /* 0 … 10: median 5; |s − 5| = 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, MAD 3; spread 1.4826 · 3 */
-    float s[11];
-    for (int i = 0; i <= 10; i++) s[i] = (float)i;
+    /* Distances from a perfect reconstruction d = e^(i/10), i = 0 … 10: log d =
+     * 0, 0.1, …, 1, median 0.5, |log d − 0.5| = 0, .1, .1, …, .5, .5, MAD 0.3;
+     * the spread is 1.4826 · 0.3. PCC (anomalous below) is 1 − d. */
+    float pcc[11], dist[11];
+    for (int i = 0; i <= 10; i++) {
+        dist[i] = (float)exp(i / 10.0);
+        pcc[i] = 1.0f - dist[i];
+    }
     double p[11];
-    assert_ok(eelsvae_score_p_values(s, 11, EELSVAE_ANOMALOUS_BELOW, p, 11));
-    double spread = 1.4826 * 3.0;
-    for (int i = 0; i <= 10; i++) assert_close(p[i], 0.5 * erfc((5.0 - i) / spread / sqrt(2.0)), 1e-12, 0);
-    assert_close(p[0], 0.1305, 2e-4, 0); /* Φ(−5 / 4.4478) = Φ(−1.124), from a table */
-    assert_close(p[5], 0.5, 1e-12, 0);
-    assert_ok(eelsvae_score_p_values(s, 11, EELSVAE_ANOMALOUS_ABOVE, p, 11));
-    assert_close(p[10], 0.1305, 2e-4, 0);
-    assert_status(eelsvae_score_p_values(s, 11, EELSVAE_ANOMALOUS_BELOW, p, 10), EELSVAE_ERR_DIMENSION);
+    const double spread = 1.4826 * 0.3;
+    assert_ok(eelsvae_score_p_values(dist, 11, EELSVAE_ANOMALOUS_ABOVE, p, 11));
+    for (int i = 0; i <= 10; i++) assert_close(p[i], 0.5 * erfc((i / 10.0 - 0.5) / spread / sqrt(2.0)), 1e-6, 0);
+    assert_close(p[10], 0.1305, 2e-4, 0); /* Φ(−0.5 / 0.44478) = Φ(−1.124), from a table */
+    assert_close(p[5], 0.5, 1e-6, 0);
+    assert_ok(eelsvae_score_p_values(pcc, 11, EELSVAE_ANOMALOUS_BELOW, p, 11));
+    assert_close(p[10], 0.1305, 2e-4, 0); /* the lowest PCC, the farthest */
+    assert_close(p[0], 1.0 - 0.1305, 2e-4, 0);
+    /* a perfect reconstruction is far from the bulk on the good side, not −∞ */
+    dist[0] = 0.0f;
+    assert_ok(eelsvae_score_p_values(dist, 11, EELSVAE_ANOMALOUS_ABOVE, p, 11));
+    assert_true(p[0] > 0.999 && isfinite(p[0]));
+    /* no distance: a PCC above 1, a negative score above */
+    pcc[2] = 1.5f;
+    assert_status(eelsvae_score_p_values(pcc, 11, EELSVAE_ANOMALOUS_BELOW, p, 11), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_non_null(strstr(eelsvae_last_error(), "score 2 is 1.5"));
+    dist[3] = -0.5f;
+    assert_status(eelsvae_score_p_values(dist, 11, EELSVAE_ANOMALOUS_ABOVE, p, 11), EELSVAE_ERR_INVALID_ARGUMENT);
+    assert_status(eelsvae_score_p_values(dist, 11, EELSVAE_ANOMALOUS_ABOVE, p, 10), EELSVAE_ERR_DIMENSION);
     float flat[5] = {1, 1, 1, 2, 3};
-    assert_status(eelsvae_score_p_values(flat, 5, EELSVAE_ANOMALOUS_BELOW, p, 5), EELSVAE_ERR_NUMERIC);
-    s[3] = NAN;
-    assert_status(eelsvae_score_p_values(s, 11, EELSVAE_ANOMALOUS_BELOW, p, 11), EELSVAE_ERR_NUMERIC);
+    assert_status(eelsvae_score_p_values(flat, 5, EELSVAE_ANOMALOUS_ABOVE, p, 5), EELSVAE_ERR_NUMERIC);
+    dist[3] = NAN;
+    assert_status(eelsvae_score_p_values(dist, 11, EELSVAE_ANOMALOUS_ABOVE, p, 11), EELSVAE_ERR_NUMERIC);
 }
 
 /* Benjamini–Hochberg against a naive oracle, and what it does with and
@@ -1153,8 +1169,10 @@ static void test_threshold_fdr(void **state)
     (void)state;
     enum { N = 1000 };
     static float s[N];
-    /* a bulk of PCC 0.98 ± 0.005, exactly normal quantiles, shuffled */
-    for (size_t i = 0; i < N; i++) s[(i * 617) % N] = (float)(0.98 + 0.005 * normal_quantile((i + 0.5) / N));
+    /* a bulk of PCC about 0.98: 1 − PCC log-normal (0.02 · e^(0.25 z)) at exact
+     * normal quantiles z, shuffled */
+    for (size_t i = 0; i < N; i++)
+        s[(i * 617) % N] = (float)(1.0 - 0.02 * exp(0.25 * normal_quantile((i + 0.5) / N)));
     double t = 0;
     assert_int_equal(flagged_by(s, N, EELSVAE_ANOMALOUS_BELOW, "fdr:0.01", &t), 0);
     assert_true(isinf(t) && t < 0);

@@ -283,22 +283,29 @@ EELSVAE_API eelsvae_status eelsvae_threshold_rule_parse(const char *text, eelsva
 /**
  * @brief One-sided p-value of every pixel against the bulk of the map itself.
  *
- * The bulk's scores are taken as normal, with the map's median as centre
- * and 1.4826 × the median absolute deviation as spread — estimates that a
- * few per cent of anomalous pixels do not move. p is the chance that a
- * bulk pixel scores at least as anomalously (below for
- * ::EELSVAE_ANOMALOUS_BELOW). This is the reference for a model fitted on
- * the map it scores (PCA); it assumes most of the map is bulk, and that
- * the bulk's score does not depend on where the pixel is (a thin region
- * with fewer counts scores lower, and gets smaller p-values).
+ * Each score is read as a distance from a perfect reconstruction, d = 1 −
+ * score for ::EELSVAE_ANOMALOUS_BELOW (PCC) and d = score for
+ * ::EELSVAE_ANOMALOUS_ABOVE (MSE, angle, chi-square), and the bulk's log d
+ * is taken as normal, with the map's median as centre and 1.4826 × the
+ * median absolute deviation as spread — estimates that a few per cent of
+ * anomalous pixels do not move. The logarithm matters: these scores are
+ * sums of squared residuals at heart, skewed and heavy-tailed where a model
+ * fits part of the bulk worse than the rest, and log d is close to normal.
+ * p is the chance that a bulk pixel lies at least as far (1 − p is the
+ * normal law's CDF at the pixel's log d). This is the reference for a model
+ * fitted on the map it scores (PCA) and for one trained on it; it assumes
+ * most of the map is bulk, and that the bulk's score does not depend on
+ * where the pixel is (PCC falls where the SI is thinner; the chi-square
+ * score does not).
  * @param scores n finite scores.
  * @param n Count, ≥ 1.
  * @param direction Which side is anomalous.
  * @param[out] p n p-values in [0, 1].
  * @param p_count Length of @p p, = @p n.
- * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT, ::EELSVAE_ERR_DIMENSION,
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (also a score that is
+ *         no distance: above 1 below, negative above), ::EELSVAE_ERR_DIMENSION,
  *         ::EELSVAE_ERR_NUMERIC (a non-finite score, or no spread: half the
- *         scores equal the median).
+ *         scores equally far from a perfect reconstruction).
  * @since 0.1.0
  */
 EELSVAE_API eelsvae_status eelsvae_score_p_values(const float *scores, size_t n, eelsvae_direction direction,

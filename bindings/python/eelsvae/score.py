@@ -216,8 +216,9 @@ def threshold(scores, rule="otsu", direction="below"):
 
 
 def p_values(scores, direction="below"):
-    """One-sided p-value of every score (the shape of ``scores``) against a robust normal fit of
-    the map's own bulk (median, 1.4826 × MAD): the chance a bulk pixel scores as anomalously."""
+    """One-sided p-value of every score (the shape of ``scores``) against the map's own bulk: the
+    log of each score's distance from a perfect reconstruction (1 − PCC below, the score above)
+    fitted as normal (median, 1.4826 × MAD); the chance a bulk pixel lies as far."""
     s = float32_buffer(scores)
     out = np.empty(s.shape, np.float64)
     lib.eelsvae_score_p_values(fptr(s), s.size, int(Direction.coerce(direction)),

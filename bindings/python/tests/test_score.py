@@ -255,17 +255,18 @@ def test_threshold_rules_as_the_programs_spell_them():
 
 def test_fdr_flags_nothing_in_a_normal_bulk_and_finds_outliers(rng):
     from scipy.stats import norm
-    bulk = (0.98 + 0.005 * norm.ppf((np.arange(2000) + 0.5) / 2000)).astype(np.float32)
+    # 1 − PCC log-normal about 0.02: the reference's own law
+    bulk = (1.0 - 0.02 * np.exp(0.25 * norm.ppf((np.arange(2000) + 0.5) / 2000))).astype(np.float32)
     rng.shuffle(bulk)
     assert eelsvae.threshold(bulk, "fdr:0.01") == -np.inf
     assert eelsvae.threshold_mask(bulk, eelsvae.threshold(bulk, "otsu"), "below").sum() > 200
     scores = bulk.copy()
     scores[:15] = np.linspace(0.85, 0.9, 15)
     p = eelsvae.p_values(scores)
-    s64 = scores.astype(np.float64)                              # the library fits in double
-    med = np.median(s64)
-    mad = 1.4826 * np.median(np.abs(s64 - med))
-    np.testing.assert_allclose(p, norm.sf((med - s64) / mad), rtol=1e-9, atol=1e-300)
+    t = np.log(1.0 - scores.astype(np.float64))                 # the library fits log(1 − PCC) in double
+    med = np.median(t)
+    mad = 1.4826 * np.median(np.abs(t - med))
+    np.testing.assert_allclose(p, norm.sf((t - med) / mad), rtol=1e-9, atol=1e-300)
     # Benjamini–Hochberg by hand
     order = np.sort(p)
     passed = np.flatnonzero(order <= np.arange(1, p.size + 1) * 0.01 / p.size)
