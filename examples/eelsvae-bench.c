@@ -56,7 +56,8 @@ static void usage(void)
            "                          (default fdr:0.01, what eelsvae-detect's users get\n"
            "                          with a stated error rate)\n"
            "  --self-train            also train a VAE on each injected SI itself (no clean\n"
-           "                          twin, the usual case) and report it as vae-self; one\n"
+           "                          twin, the usual case) in outlier mode, as\n"
+           "                          eelsvae-train does, and report it as vae-self; one\n"
            "                          training per injected SI\n"
            "  --seed S                seed of the SI, the disks and the model (default 1)\n"
            "  --shifts LIST           shifts in eV (default 0.9,2.4,3.9,5.4,6.9,8.4,9.9,11.4)\n"
@@ -311,13 +312,15 @@ static void training_options(const bench *b, eelsvae_model_options *mo, eelsvae_
     to->preprocess = chain;
 }
 
-/* A VAE trained on one SI of raw counts. */
-static eelsvae_model *train_on(const bench *b, const eelsvae_cube *raw)
+/* A VAE trained on one SI of raw counts; outlier_cut 0 for the clean SI,
+ * CLI_OUTLIER_CUT for an SI that holds the anomalies it is to find. */
+static eelsvae_model *train_on(const bench *b, const eelsvae_cube *raw, double outlier_cut)
 {
     eelsvae_model_options mo;
     eelsvae_train_options to;
     eelsvae_preprocess_options chain;
     training_options(b, &mo, &to, &chain);
+    to.outlier_cut = outlier_cut;
     eelsvae_model *model = NULL;
     cli_check(eelsvae_model_create(&mo, b->a.seed, &model), "model");
     const eelsvae_cube *cubes[1] = {raw};
@@ -332,7 +335,7 @@ static void train(bench *b)
         return;
     }
     stage_begin(b, "training the VAE on the clean SI");
-    b->model = train_on(b, b->raw);
+    b->model = train_on(b, b->raw, 0.0);
     eelsvae_model_options mo;
     eelsvae_train_options to;
     eelsvae_preprocess_options chain;
@@ -358,7 +361,7 @@ static void note_self_training(bench_report *r)
     size_t used = strlen(r->setup);
     snprintf(r->setup + used, sizeof r->setup - used, "%s",
              " VAE self-trained: the same model and training options, trained on each injected SI itself (its "
-             "anomalies included).");
+             "anomalies included) in outlier mode, as eelsvae-train trains.");
 }
 
 /* Latent means of every tile of a raw SI, as the model prepares it. */
@@ -580,11 +583,11 @@ static void detect_vae(bench *b, const eelsvae_model *model, int method, const e
 }
 
 /* --self-train: a VAE trained on the injected SI itself, anomalies and all,
- * with the library's default training options for the preset. */
+ * as eelsvae-train trains one: outlier mode on. */
 static void detect_vae_self(bench *b, const eelsvae_cube *injected, const injection *in)
 {
     fprintf(stderr, "           training a VAE on the injected SI itself…\n");
-    eelsvae_model *model = train_on(b, injected);
+    eelsvae_model *model = train_on(b, injected, CLI_OUTLIER_CUT);
     detect_vae(b, model, BENCH_VAE_SELF, injected, in, 0);
     eelsvae_model_free(model);
 }

@@ -1,6 +1,6 @@
 /* eelsvae-detect: find anomalies in a spectrum image with a trained 3D-CVAE —
  * the same preprocessing as in training, reconstruct every pixel, score by
- * PCC over the window, threshold (Otsu by default), measure against a truth mask. */
+ * PCC over the window, threshold (fdr:0.01 by default), measure against a truth mask. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +20,9 @@ static void usage(void)
            "preprocessing, reconstruct every pixel (with overlapping tiles, so every pixel\n"
            "is covered and no tile grid shows), score it by the Pearson correlation (PCC)\n"
            "of its spectrum and reconstruction over the energy range (or by the noise-aware\n"
-           "chi-square of --score chi2), and threshold with the rule of --threshold, Otsu\n"
-           "by default (low PCC, high chi2 = anomalous).\n\n"
+           "chi-square of --score chi2), and threshold with the rule of --threshold, by\n"
+           "default fdr:0.01: the pixels that differ from the SI's own bulk at a 1 %%\n"
+           "false-discovery rate (low PCC, high chi2 = anomalous).\n\n"
            CLI_CUBE_FORMATS_HELP "\n"
            "Writes DIR/score.hspy and DIR/mask.hspy (or the formats of --map-format) with\n"
            "the scan's calibration and the provenance, DIR/heatmap.png, with --truth\n"
@@ -61,7 +62,7 @@ typedef struct args {
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, NULL, "otsu", cli_range_none(), NAN, NAN, 0, 0, 0, EELSVAE_SCORE_PCC};
+    args a = {NULL, NULL, NULL, NULL, CLI_DEFAULT_RULE, cli_range_none(), NAN, NAN, 0, 0, 0, EELSVAE_SCORE_PCC};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {

@@ -1,6 +1,6 @@
 /* eelsvae-pca: the paper's PCA baseline on one spectrum image — preprocess,
  * fit k components, score each pixel by the PCC of its spectrum and its
- * reconstruction, threshold (Otsu by default), and (given the truth) measure. */
+ * reconstruction, threshold (fdr:0.01 by default), and (given the truth) measure. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +20,9 @@ static void usage(void)
            "1st-99th percentile scaling; the paper's 3 x 3 spatial mean is left out), fit K\n"
            "components, score every pixel by the Pearson correlation (PCC) of its spectrum\n"
            "and its reconstruction over the energy range (or by the noise-aware chi-square\n"
-           "of --score chi2), and threshold with the rule of --threshold, Otsu by default\n"
-           "(low PCC, high chi2 = anomalous).\n\n"
+           "of --score chi2), and threshold with the rule of --threshold, by default\n"
+           "fdr:0.01: the pixels that differ from the SI's own bulk at a 1 %% false-\n"
+           "discovery rate (low PCC, high chi2 = anomalous).\n\n"
            CLI_CUBE_FORMATS_HELP "\n"
            "Writes DIR/score.hspy (float32 score map) and DIR/mask.hspy (uint8, 1 =\n"
            "anomalous), or the formats of --map-format, with the scan's calibration and\n"
@@ -63,7 +64,7 @@ typedef struct args {
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, "otsu", 4, 0.1, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
+    args a = {NULL, NULL, NULL, CLI_DEFAULT_RULE, 4, 0.1, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {

@@ -72,7 +72,7 @@ static args parse(int argc, char **argv)
     a.lr = a.e0 = a.de = NAN;
     a.range = cli_range_none();
     a.seed = 1;
-    a.outlier_cut = 3.0;
+    a.outlier_cut = CLI_OUTLIER_CUT;
     int outlier_off = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];

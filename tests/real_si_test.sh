@@ -36,7 +36,7 @@ check_edge() { # NAME EDGE LO HI PIXELS…
   mkdir -p "$d"
   "$py" "$src/tests/data/inject_edge_shift.py" "$real" "$d/si.hspy" "$d/truth.npy" "$lo" "$hi" 1.5 "$@" 2>/dev/null ||
     fail "$name: injection"
-  "$bin/eelsvae-train" "$real" --edge "$edge" --model "$d/m.evae" --quiet 2>"$d/train.err" ||
+  "$bin/eelsvae-train" "$real" --edge "$edge" --model "$d/m.evae" --no-outlier-mode --quiet 2>"$d/train.err" ||
     fail "$name: eelsvae-train: $(cat "$d/train.err")"
   "$bin/eelsvae-detect" "$d/si.hspy" --model "$d/m.evae" --edge "$edge" --out "$d/vae" --truth "$d/truth.npy" \
     --map-format hspy,tiff >"$d/detect.out" 2>"$d/detect.err" || fail "$name: eelsvae-detect: $(cat "$d/detect.err")"
@@ -68,7 +68,7 @@ for path in (score, mask):
         assert describe(a) == describe(b), (path, describe(a), describe(b))
     p = s.metadata.Provenance
     assert p.source.endswith("si.hspy") and p.method == "vae" and p.model.endswith("m.evae"), p
-    assert edge.split("-")[0] in p.energy_range and p.threshold_rule == "otsu", p
+    assert edge.split("-")[0] in p.energy_range and p.threshold_rule == "fdr:0.01", p
     float(p.threshold)
 PY
 }

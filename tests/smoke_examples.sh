@@ -137,7 +137,7 @@ assert d["shape"] == [48, 48] and d["dtype"] == "float32", d
 assert [(a["size"], a["offset"], a["scale"]) for a in d["axes"]] == [(48, 0, 1)] * 2, d["axes"]
 m = d["metadata"]
 assert m["provenance.method"] == "vae" and m["provenance.model"].endswith("m.evae"), m
-assert m["provenance.threshold_rule"] == "otsu" and "provenance.energy_range" in m, m
+assert m["provenance.threshold_rule"] == "fdr:0.01" and "provenance.energy_range" in m, m
 EOF
 fi
 # Nor does detection need the options on eelsvae-synth's files.
