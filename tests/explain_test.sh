@@ -97,7 +97,10 @@ set +e; "$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --out "$tmp/q" --explain-top 
 # eelsvae-detect shares cli_detect: the same files, its intensity labelled as the model prepared it.
 "$bin/eelsvae-train" "$tmp/si/clean.npy" --model "$tmp/m.evae" --epochs 1 --quiet 2>"$tmp/err" ||
   fail "eelsvae-train: $(cat "$tmp/err")"
+# Otsu: a 1-epoch model reconstructs too little for fdr:0.01 to flag anything;
+# this checks the wiring, not the model.
 "$bin/eelsvae-detect" "$tmp/si/shift_2.4.npy" --model "$tmp/m.evae" --out "$tmp/d" --map-format npy --explain \
+  --threshold otsu \
   > "$tmp/detect.txt" 2>"$tmp/err" || fail "eelsvae-detect --explain: $(cat "$tmp/err")"
 for f in explain.csv explain.svg explain_top.csv explain_top.svg; do
   [[ -s $tmp/d/$f ]] || fail "eelsvae-detect --explain wrote no $f ($(cat "$tmp/detect.txt"))"

@@ -25,6 +25,7 @@ done
 "$bin/eelsvae-synth" --out "$tmp/si" --size 48 --shifts 2.4 --disks 2 --radius 5 >/dev/null
 for score in pcc chi2; do
   "$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --components 3 --window 690:730 --out "$tmp/$score" --score "$score" \
+    --threshold otsu \
     --map-format npy --truth "$tmp/si/mask.npy" --explain-top 2 >"$tmp/$score.out" 2>"$tmp/$score.err" ||
     fail "eelsvae-pca --score $score: $(cat "$tmp/$score.err")"
   grep -q "\"score\": \"$score\"" "$tmp/$score/metrics.json" || fail "metrics.json is not labelled $score"
