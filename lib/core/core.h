@@ -55,6 +55,8 @@ eelsvae_status evae_alloc_zeros(size_t n, size_t size, void **out, const char *w
 
 /* Sort n doubles ascending, in place (no NaN). */
 void evae_sort_doubles(double *v, size_t n);
+/* The median of n ≥ 1 doubles (no NaN), sorting them in place. */
+double evae_median_doubles(double *v, size_t n);
 
 /* Test hook: make the N-th allocation from now fail (0 disables). */
 void evae_fail_allocation_after(unsigned long n);

@@ -61,6 +61,12 @@ void evae_sort_doubles(double *v, size_t n)
     qsort(v, n, sizeof *v, compare_doubles);
 }
 
+double evae_median_doubles(double *v, size_t n)
+{
+    evae_sort_doubles(v, n);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 void eelsvae_free(void *ptr)
 {
     evae_free(ptr);

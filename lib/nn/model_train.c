@@ -466,27 +466,14 @@ static void accumulate_errors(train_data *d, size_t first, size_t count, size_t 
     }
 }
 
-static int compare_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median_sorted(const double *v, size_t n)
-{
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* median + k · 1.4826 · MAD of v[0 … n−1] (reordered in place); +∞ where
  * the MAD is 0 (no spread to judge an outlier by) or n is 0. */
 static double robust_cut(double *v, size_t n, double k)
 {
     if (n == 0) return INFINITY;
-    qsort(v, n, sizeof *v, compare_double);
-    double median = median_sorted(v, n);
+    double median = evae_median_doubles(v, n);
     for (size_t i = 0; i < n; i++) v[i] = fabs(v[i] - median);
-    qsort(v, n, sizeof *v, compare_double);
-    double mad = median_sorted(v, n);
+    double mad = evae_median_doubles(v, n);
     return mad > 0.0 ? median + k * 1.4826 * mad : INFINITY;
 }
 

@@ -76,8 +76,7 @@ static void bin_variance(const noise_sample *s, size_t m, double *scratch, doubl
         sum += s[i].reconstructed;
         scratch[i] = s[i].abs_residual;
     }
-    evae_sort_doubles(scratch, m);
-    double median = m % 2 ? scratch[m / 2] : 0.5 * (scratch[m / 2 - 1] + scratch[m / 2]);
+    double median = evae_median_doubles(scratch, m);
     *centre = sum / (double)m;
     *variance = (MAD_TO_SIGMA * median) * (MAD_TO_SIGMA * median);
 }
@@ -156,11 +155,6 @@ double evae_noise_chi2(const float *x, const float *xhat, size_t n, const evae_n
     return s / (double)n;
 }
 
-static double median_sorted(const double *v, size_t n)
-{
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 /* Shorten w's list (all pixels, in order) to the pixels whose chi-square
  * under `model` is no robust outlier of the map: at most its median +
  * NOISE_OUTLIER_MADS · 1.4826 · MAD. A map without spread keeps them all. */
@@ -176,11 +170,9 @@ static eelsvae_status keep_bulk_pixels(const window_view *w, size_t pixels, cons
         score[p] = evae_noise_chi2(w->original->data + p * ne + w->first, w->reconstruction->data + p * ne + w->first,
                                    w->n, model);
     memcpy(sorted, score, pixels * sizeof *sorted);
-    evae_sort_doubles(sorted, pixels);
-    double median = median_sorted(sorted, pixels);
+    double median = evae_median_doubles(sorted, pixels);
     for (size_t p = 0; p < pixels; p++) sorted[p] = fabs(score[p] - median);
-    evae_sort_doubles(sorted, pixels);
-    double mad = median_sorted(sorted, pixels), cut = median + NOISE_OUTLIER_MADS * MAD_TO_SIGMA * mad;
+    double mad = evae_median_doubles(sorted, pixels), cut = median + NOISE_OUTLIER_MADS * MAD_TO_SIGMA * mad;
     *kept = 0;
     for (size_t p = 0; p < pixels; p++)
         if (mad == 0.0 || !(score[p] > cut)) pixel[(*kept)++] = p;

@@ -84,13 +84,6 @@ eelsvae_status eelsvae_threshold_rule_parse(const char *text, eelsvae_threshold_
 
 /* ---- p-values ---------------------------------------------------------------------- */
 
-/* The median of n values (sorted in place). */
-static double median_of(double *v, size_t n)
-{
-    evae_sort_doubles(v, n);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static eelsvae_status check_scores(const float *scores, size_t n, eelsvae_direction direction, const char *what)
 {
     if (!scores || n == 0) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "%s: NULL or empty scores", what);
@@ -109,7 +102,8 @@ static eelsvae_status check_scores(const float *scores, size_t n, eelsvae_direct
  * synthetic SIs, PCA, fdr:0.01: 26 pixels of 36,864 at worst over 5 seeds
  * where the scores themselves gave 784). PCC is bounded by 1 only up to
  * float rounding, hence the slack. */
-static eelsvae_status log_distances(const float *scores, size_t n, eelsvae_direction direction, double *t)
+static eelsvae_status log_distances(const float *scores, size_t n, eelsvae_direction direction, double *t,
+                                    double *scratch)
 {
     for (size_t i = 0; i < n; i++) {
         double d = direction == EELSVAE_ANOMALOUS_BELOW ? 1.0 - (double)scores[i] : (double)scores[i];
@@ -122,11 +116,8 @@ static eelsvae_status log_distances(const float *scores, size_t n, eelsvae_direc
         t[i] = d > 0.0 ? d : 0.0;
     }
     /* a perfect reconstruction (d = 0) sits far below the bulk, not at −∞ */
-    double *sorted = NULL;
-    EVAE_TRY(evae_alloc_array(n, sizeof *sorted, (void **)&sorted, "p-values"));
-    memcpy(sorted, t, n * sizeof *t);
-    double floor = 1e-6 * median_of(sorted, n);
-    evae_free(sorted);
+    memcpy(scratch, t, n * sizeof *t);
+    double floor = 1e-6 * evae_median_doubles(scratch, n);
     if (!(floor > 0.0)) floor = DBL_MIN;
     for (size_t i = 0; i < n; i++) t[i] = log(t[i] > floor ? t[i] : floor);
     return EELSVAE_OK;
@@ -140,7 +131,7 @@ eelsvae_status eelsvae_score_p_values(const float *scores, size_t n, eelsvae_dir
         return evae_fail(EELSVAE_ERR_DIMENSION, "eelsvae_score_p_values: p holds %zu values, the map %zu", p_count, n);
     double *t = NULL;
     EVAE_TRY(evae_alloc_array(n, sizeof *t, (void **)&t, "p-values"));
-    eelsvae_status st = log_distances(scores, n, direction, t);
+    eelsvae_status st = log_distances(scores, n, direction, t, p); /* p: scratch until the end */
     if (st != EELSVAE_OK) {
         evae_free(t);
         return st;
@@ -148,9 +139,9 @@ eelsvae_status eelsvae_score_p_values(const float *scores, size_t n, eelsvae_dir
     /* The bulk as a normal law of log d: centre the median, spread 1.4826 ·
      * MAD, both blind to the few per cent of anomalies the map may hold. */
     memcpy(p, t, n * sizeof *p);
-    double centre = median_of(p, n);
+    double centre = evae_median_doubles(p, n);
     for (size_t i = 0; i < n; i++) p[i] = fabs(t[i] - centre);
-    double spread = 1.4826 * median_of(p, n);
+    double spread = 1.4826 * evae_median_doubles(p, n);
     if (!(spread > 0.0)) {
         evae_free(t);
         return evae_fail(EELSVAE_ERR_NUMERIC, "eelsvae_score_p_values: half the scores or more lie equally far from "
