@@ -190,6 +190,7 @@ static eelsvae_cube *time_ours(const args *a, const eelsvae_cube *cube, timing *
     o.components = a->components;
     o.center = a->center;
     o.poisson_normalize = a->poisson;
+    o.trim_fraction = 0.0; /* the plain fit the peers compute */
     if (a->tolerance >= 0.0) o.tolerance = a->tolerance;
     if (a->max_iterations) o.max_iterations = a->max_iterations;
     eelsvae_cube *recon = NULL;

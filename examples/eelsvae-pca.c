@@ -64,7 +64,7 @@ typedef struct args {
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, CLI_DEFAULT_RULE, 4, 0.1, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
+    args a = {NULL, NULL, NULL, CLI_DEFAULT_RULE, 4, NAN, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     eelsvae_pca_options pco;
     cli_check(eelsvae_pca_options_init(&pco), "PCA options");
     pco.components = a.components;
-    pco.trim_fraction = a.trim;
+    if (!isnan(a.trim)) pco.trim_fraction = a.trim; /* else the library's robust default */
     eelsvae_pca *pca = NULL;
     eelsvae_cube *recon = NULL;
     cli_check(eelsvae_pca_fit(cube, &pco, &pca), "PCA fit");

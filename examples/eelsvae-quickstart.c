@@ -51,8 +51,8 @@ int main(int argc, char **argv)
     if (!st && edge_name) st = eelsvae_edge_window(&edge, &so.window_lo, &so.window_hi);
     if (!st) st = eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_FAST);
     if (!st) st = eelsvae_cube_preprocess(cube, &pre, NULL, NULL); /* blur, 1–99 % scaling: no 3 × 3 spatial mean */
-    if (!st) st = eelsvae_pca_options_init(&po);                   /* 4 components model the bulk, */
-    po.trim_fraction = 0.1; /* fitted without the worst-fitting 10 %: robust to the SI's own anomalies */
+    if (!st) st = eelsvae_pca_options_init(&po); /* 4 components model the bulk, fitted without the worst-fitting
+                                                    10 %: robust to the SI's own anomalies */
     if (!st) st = eelsvae_pca_fit(cube, &po, &pca);
     if (!st) st = eelsvae_pca_reconstruct(pca, cube, &recon);
     if (!st) eelsvae_cube_shape(cube, &ny, &nx, NULL);

@@ -72,7 +72,7 @@ static args parse(int argc, char **argv)
     a.lr = a.e0 = a.de = NAN;
     a.range = cli_range_none();
     a.seed = 1;
-    a.outlier_cut = CLI_OUTLIER_CUT;
+    a.outlier_cut = NAN; /* the library's default cut */
     int outlier_off = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -174,7 +174,7 @@ int main(int argc, char **argv)
     if (a.batch) to.batch = a.batch;
     if (!isnan(a.lr)) to.learning_rate = a.lr;
     to.seed = a.seed;
-    to.outlier_cut = a.outlier_cut;
+    if (!isnan(a.outlier_cut)) to.outlier_cut = a.outlier_cut;
     eelsvae_preprocess_options chain; /* the preset's chain, recorded in the model */
     cli_check(eelsvae_preprocess_options_init(&chain, a.preset), "preprocess options");
     to.preprocess = &chain;

@@ -442,7 +442,7 @@ static void test_previous_release_pca(void **state)
     box.opt.components = 2;
     eelsvae_pca_options full, trimmed;
     assert_ok(eelsvae_pca_options_init(&full));
-    assert_true(full.trim_fraction == 0.0); /* pca.h's default: every spectrum */
+    assert_true(full.trim_fraction == 0.1); /* pca.h's default: the robust fit */
     full.components = 2;
     trimmed = full;
     trimmed.trim_fraction = 0.2;
@@ -462,7 +462,7 @@ static void test_previous_release_pca(void **state)
     } newer;
     memset(&newer, CANARY, sizeof newer);
     assert_ok(eelsvae_pca_options_init_sized(&newer.opt, sizeof newer));
-    assert_true(newer.opt.trim_fraction == 0.0);
+    assert_true(newer.opt.trim_fraction == 0.1);
     newer.opt.components = 2;
     newer.opt.trim_fraction = 0.2;
     memset(newer.tail, CANARY, sizeof newer.tail);
@@ -599,7 +599,7 @@ static void test_previous_release_train(void **state)
     assert_ok(eelsvae_train_options_init(&full, EELSVAE_PRESET_PAPER));
     assert_int_equal(full.min_tiles, 64); /* model.h: presets 64 and 0 */
     assert_int_equal(full.min_steps, 0);
-    assert_true(full.outlier_cut == 0.0); /* model.h: presets off; an old caller trains as before */
+    assert_true(full.outlier_cut == 3.0); /* model.h: presets on; an old caller gets the defaults too */
 
     /* One epoch of the old struct against the full one with min_tiles 64, min_steps 0. */
     size_t old_steps = 0, full_steps = 0, more_steps = 0;

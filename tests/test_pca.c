@@ -153,6 +153,7 @@ static eelsvae_pca *fit(const eelsvae_cube *cube, size_t k, int center, int pois
 {
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = k;
     o.center = center;
     o.poisson_normalize = poisson;
@@ -195,6 +196,7 @@ static void compare_with_exact(const eelsvae_cube *cube, size_t k, int center, d
     reference ref = exact_svd(cube, k, center);
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = k;
     o.center = center;
     o.tolerance = tolerance;
@@ -326,6 +328,7 @@ static void test_iteration_cap(void **state)
     eelsvae_cube *cube = random_mix_cube(20, 20, 40, 40, 0.97, 45);
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = 3;
     o.max_iterations = 1;
     o.tolerance = 0;
@@ -545,6 +548,7 @@ static void test_deterministic(void **state)
     int threads = eelsvae_threads();
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = 3;
     eelsvae_pca *a = NULL, *b = NULL, *c = NULL, *d = NULL;
     assert_ok(eelsvae_set_threads(1));
@@ -622,6 +626,7 @@ static void test_short_options_struct(void **state)
     eelsvae_cube *cube = low_rank_cube(6, 6, 20, 3, scale, 0.01, 1.0, 6);
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = 2;
     o.seed = 99;
     o.max_iterations = 0; /* invalid, but beyond the short struct */
@@ -769,6 +774,7 @@ static void test_invalid_arguments(void **state)
     eelsvae_cube *cube = tu_random_cube(3, 4, 10, 1);
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     eelsvae_pca *pca = NULL;
     o.components = 0;
     assert_status(eelsvae_pca_fit(cube, &o, &pca), EELSVAE_ERR_INVALID_ARGUMENT);
@@ -826,6 +832,7 @@ static void test_bad_samples(void **state)
     eelsvae_cube *cube = tu_random_cube(6, 7, 12, 3);
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = 2;
     eelsvae_pca *pca = NULL, *good = NULL;
     assert_ok(eelsvae_pca_fit(cube, &o, &good));
@@ -865,6 +872,7 @@ static void test_allocation_failures(void **state)
     eelsvae_cube *cube = low_rank_cube(6, 6, 20, 3, scale, 0.1, 1.0, 31);
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = 2;
     o.poisson_normalize = 1;
     const char *path = tu_path("alloc.pca");
@@ -1073,6 +1081,7 @@ static void test_trim_fraction_leaves_anomalies_out(void **state)
     /* determinism: the same options give the same bits, at any thread count */
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = 3;
     o.tolerance = 1e-6;
     o.trim_fraction = 0.1;
@@ -1101,7 +1110,7 @@ static void test_trim_fraction_arguments(void **state)
     eelsvae_cube *cube = tu_random_cube(4, 5, 12, 3);
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
-    assert_true(o.trim_fraction == 0.0); /* the default fits every spectrum */
+    assert_true(o.trim_fraction == 0.1); /* the default fit is robust; 0 fits every spectrum */
     o.components = 2;
     eelsvae_pca *pca = NULL;
     const double bad[] = {-0.1, -1e-12, 0.5, 0.7, 1.0, NAN, INFINITY, -INFINITY};
@@ -1141,6 +1150,7 @@ static void test_trim_allocation_failures(void **state)
     eelsvae_cube *cube = low_rank_cube(6, 6, 20, 3, scale, 0.1, 1.0, 32);
     eelsvae_pca_options o;
     assert_ok(eelsvae_pca_options_init(&o));
+    o.trim_fraction = 0.0; /* the plain fit the oracles compute */
     o.components = 2;
     o.trim_fraction = 0.2;
     int finished = 0;

@@ -1029,6 +1029,19 @@ static eelsvae_threshold_rule parsed(const char *text)
     return r;
 }
 
+/* The default rule is Benjamini–Hochberg at 1 %, the rule whose false-alarm
+ * rate docs/scores.md measures, and the same string every call. */
+static void test_threshold_rule_default(void **state)
+{
+    (void)state;
+    const char *text = eelsvae_threshold_rule_default();
+    assert_non_null(text);
+    assert_ptr_equal(text, eelsvae_threshold_rule_default());
+    eelsvae_threshold_rule r = parsed(text);
+    assert_int_equal(r.kind, EELSVAE_THRESHOLD_FDR);
+    assert_true(r.parameter == 0.01);
+}
+
 static void test_threshold_rule_parse(void **state)
 {
     (void)state;
@@ -1212,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_pcc_by_hand),
         cmocka_unit_test(test_pcc_window_only),
         cmocka_unit_test(test_default_window_is_whole_axis),
+        cmocka_unit_test(test_threshold_rule_default),
         cmocka_unit_test(test_threshold_rule_parse),
         cmocka_unit_test(test_threshold_value_and_contamination),
         cmocka_unit_test(test_score_p_values),

@@ -129,8 +129,5 @@ eelsvae_cube *cli_load_cube(const char *path, double energy_offset, double energ
 /* Load an ny × nx mask (any format, any real element type; non-zero = 1). */
 uint8_t *cli_load_mask(const char *path, size_t ny, size_t nx);
 
-/* eelsvae-train's outlier cut, in robust sigmas: what a model trained on the
- * SI it will score gets (eelsvae-train's default, eelsvae-bench's vae-self). */
-#define CLI_OUTLIER_CUT 3.0
 
 #endif

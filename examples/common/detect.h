@@ -25,10 +25,9 @@ typedef struct cli_detection {
  * naming `option` otherwise. Returns `text`. */
 const char *cli_threshold_rule(const char *option, const char *text);
 
-/* The rule a user who changes nothing gets: few false alarms, at a stated
- * rate (on anomaly-free synthetic SIs of 5 seeds it flagged at most 26 of
- * 36,864 pixels with PCA and 1 with the VAE, where Otsu flagged 15–42 %). */
-#define CLI_DEFAULT_RULE "fdr:0.01"
+/* The rule a user who changes nothing gets is the library's,
+ * eelsvae_threshold_rule_default(): few false alarms, at a stated rate. */
+#define CLI_DEFAULT_RULE eelsvae_threshold_rule_default()
 
 /* The help lines of --threshold (ends in "\n"). */
 #define CLI_THRESHOLD_HELP \

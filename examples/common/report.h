@@ -61,6 +61,7 @@ typedef struct bench_report {
     char source[512];  /* what the SI is */
     char setup[768];   /* preset, epochs, threads, … */
     const char *rule;  /* the --threshold rule beside Otsu's, e.g. "fdr:0.01" */
+    double pca_trim;   /* PCA's trim fraction (0: the paper's plain PCA) */
     size_t ny, nx, ne;
     size_t disks;
     double radius, fraction;

@@ -307,8 +307,8 @@ typedef struct eelsvae_train_options {
                                         eelsvae-train asks for 900, the fast preset's step count on the
                                         192 × 192 benchmark, unless --epochs is given). */
     double outlier_cut;            /**< Outlier mode, for training on the very scan that is analysed, so that
-                                        the model does not learn its anomalies: 0 = off (presets 0;
-                                        eelsvae-train uses 3 unless --no-outlier-mode); k > 0 = on. After a
+                                        the model does not learn its anomalies: 0 = off (for a clean twin;
+                                        eelsvae-train --no-outlier-mode); k > 0 = on (presets 3). After a
                                         warm-up of the first third of the epochs (rounded up), every later
                                         epoch starts with a pass that reconstructs every tile (z = μ) and
                                         gives each pixel the error 1 − PCC of its E channels and their

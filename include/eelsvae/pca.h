@@ -42,12 +42,13 @@ typedef struct eelsvae_pca_options {
                                  that the values are then much closer than this to their limit). */
     size_t max_iterations;  /**< Cap on passes over the cube after the statistics pass (default 50). */
     double trim_fraction;   /**< A robust fit, for a cube that holds its own anomalies (the paper fits
-                                 PCA on the SI it scores): 0 (default) fits every spectrum; f in
-                                 (0, 0.5) fits 1, 2, … k components in turn, each on the spectra whose
-                                 squared reconstruction error under the fit before lies within the
-                                 lowest 1 − f of all, and the k-component basis on the last such set.
-                                 A few per cent of anomalous pixels then cannot claim a component of
-                                 their own and stay badly reconstructed. */
+                                 PCA on the SI it scores): f in (0, 0.5) fits 1, 2, … k components in
+                                 turn, each on the spectra whose squared reconstruction error under the
+                                 fit before lies within the lowest 1 − f of all, and the k-component
+                                 basis on the last such set. Anomalous pixels, up to about f of the
+                                 scan, then cannot claim a component of their own and stay badly
+                                 reconstructed. 0 fits every spectrum: the plain PCA of the paper, of
+                                 HyperSpy's decomposition and of scikit-learn (default 0.1). */
 } eelsvae_pca_options;
 
 /**

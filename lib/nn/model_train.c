@@ -33,6 +33,11 @@ eelsvae_status eelsvae_train_options_init_sized(eelsvae_train_options *opt, eels
     o.clip_norm = 5.0;
     o.seed = 1;
     o.min_tiles = 64;
+    /* A user trains on the SI to be analysed more often than on a clean
+     * twin: with 16 disks (9 % of the scan) at 0.9 eV, training on the SI
+     * itself gave F1 0.81 with the mode off and 0.97 with it on, the clean
+     * twin's 0.969; on a clean SI the mode costs about 20 % more time. */
+    o.outlier_cut = 3.0;
     if (preset == EELSVAE_PRESET_PAPER) {
         o.epochs = 60;
         o.batch = 4;

@@ -82,6 +82,11 @@ eelsvae_status eelsvae_threshold_rule_parse(const char *text, eelsvae_threshold_
                      text);
 }
 
+const char *eelsvae_threshold_rule_default(void)
+{
+    return "fdr:0.01";
+}
+
 /* ---- p-values ---------------------------------------------------------------------- */
 
 static eelsvae_status check_scores(const float *scores, size_t n, eelsvae_direction direction, const char *what)

@@ -8,7 +8,7 @@ loader path (``libeelsvae.so.0``).
     cube = eelsvae.load("si.dm4")                    # or Cube.from_numpy(a), Cube.from_hyperspy(s)
     pca = eelsvae.PCA.fit(cube, components=4)
     result = eelsvae.detect(cube, pca.reconstruct(cube), eelsvae.Scorer("pcc", "Fe-L"))   # default: whole axis
-    result.scores, result.threshold, result.mask     # NumPy arrays and Otsu's threshold
+    result.scores, result.threshold, result.mask     # NumPy arrays and the threshold of fdr:0.01
     eelsvae.edge("Ti-L").window                      # (446.0, 492.0): onset − 10 … last onset + 30 eV
     opt = eelsvae.fit_model_options(cube, preset="fast")   # tile, energy range and binning for this SI
 
@@ -22,8 +22,8 @@ from .model import MemoryEstimate, Model, TrainProgress, estimate_memory, fit_mo
 from .options import (ConvLayer, ModelOptions, PcaOptions, PreprocessOptions, ScorerOptions, SynthOptions,
                       TrainOptions)
 from .pca import PCA
-from .score import (Detection, Edge, Explanation, Metrics, Scorer, detect, edge, edges, explain, metrics,
-                    otsu_threshold, p_values, pr_auc, roc_auc, score_histogram, threshold, threshold_mask)
+from .score import (Detection, Edge, Explanation, Metrics, Scorer, default_rule, detect, edge, edges, explain,
+                    metrics, otsu_threshold, p_values, pr_auc, roc_auc, score_histogram, threshold, threshold_mask)
 from .signal import Signal, SignalAxis, detect_format, file_signals, format_supported
 
 __version__ = "0.1.0"
@@ -32,7 +32,7 @@ __all__ = [
     "Axis", "AxisCalibration", "ConvLayer", "Cube", "DType", "Detection", "Direction", "Edge", "EelsvaeError",
     "Explanation", "Format", "LogLevel", "LossKind", "MemoryEstimate", "Metrics", "Model", "ModelOptions", "PCA", "PcaOptions",
     "Preset", "PreprocessOptions", "ScoreKind", "Scorer", "ScorerOptions", "Signal", "SignalAxis", "Status",
-    "SynthOptions", "TrainOptions", "TrainProgress", "detect", "detect_format", "disk_mask", "edge", "edges",
+    "SynthOptions", "TrainOptions", "TrainProgress", "default_rule", "detect", "detect_format", "disk_mask", "edge", "edges",
     "estimate_memory", "explain", "file_signals", "fit_model_options", "format_supported", "library_path", "load",
     "metrics", "otsu_threshold", "p_values", "pr_auc",
     "roc_auc", "score_histogram", "set_log_callback", "set_threads", "synthesize", "threads",

@@ -359,6 +359,7 @@ FUNCTIONS = {
                                        P_double, P_double, P_double, c_size_t]),
     "eelsvae_otsu_threshold": (STATUS, [P_float, c_size_t, c_size_t, P_double]),
     "eelsvae_threshold_mask": (STATUS, [P_float, c_size_t, c_double, c_enum, P_u8]),
+    "eelsvae_threshold_rule_default": (c_char_p, []),
     "eelsvae_threshold_rule_parse": (STATUS, [c_char_p, POINTER(ThresholdRuleStruct)]),
     "eelsvae_threshold_select": (STATUS, [P_float, c_size_t, c_enum, POINTER(ThresholdRuleStruct), P_double]),
     "eelsvae_score_p_values": (STATUS, [P_float, c_size_t, c_enum, P_double, c_size_t]),

@@ -306,8 +306,8 @@ class Model(Handle):
             lib.eelsvae_model_decode(self._h, fptr(zz), zz.shape[0], fptr(out), out.size)
         return out
 
-    def detect(self, raw, scorer=None, bins=256, threshold=None, stride=0):
-        """prepare → reconstruct (at ``stride``, see :meth:`reconstruct`) → score → Otsu threshold → mask.
+    def detect(self, raw, scorer=None, threshold=None, stride=0):
+        """prepare → reconstruct (at ``stride``, see :meth:`reconstruct`) → score → threshold → mask.
 
         ``scorer``: a :class:`eelsvae.Scorer`; default PCC over the whole energy
         range the model takes (no edge assumed), so any edge's SI is scored as it is.
@@ -316,7 +316,7 @@ class Model(Handle):
         """
         prepared = self.prepare(raw)
         reconstruction = self.reconstruct(prepared, stride)
-        result = _detect(prepared, reconstruction, scorer, bins=bins, threshold=threshold)
+        result = _detect(prepared, reconstruction, scorer, threshold=threshold)
         result.prepared = prepared
         return result
 

@@ -16,7 +16,7 @@ from .enums import Direction
 from .options import ScorerOptions
 
 __all__ = ["Scorer", "Metrics", "Detection", "Explanation", "Edge", "edge", "edges", "explain", "otsu_threshold",
-           "threshold", "p_values", "threshold_mask",
+           "default_rule", "threshold", "p_values", "threshold_mask",
            "metrics", "roc_auc", "pr_auc", "score_histogram", "detect"]
 
 
@@ -202,17 +202,27 @@ def otsu_threshold(scores, bins=256):
     return out.value
 
 
-def threshold(scores, rule="otsu", direction="below"):
+def default_rule():
+    """The rule detection uses where none is named, the library's and the programs':
+    ``"fdr:0.01"`` (:c:func:`eelsvae_threshold_rule_default`)."""
+    return _lib.decode(lib.eelsvae_threshold_rule_default())
+
+
+def threshold(scores, rule=None, direction="below"):
     """The threshold a rule chooses for scores (any shape), as the programs' ``--threshold``:
     ``"otsu"`` (``"otsu:BINS"``), ``"fdr:Q"`` (Benjamini–Hochberg over :func:`p_values`),
-    ``"contamination:F"`` (the fraction F most anomalous) or ``"value:X"``.
-    ``-inf``/``inf`` when the rule flags nothing."""
+    ``"contamination:F"`` (the fraction F most anomalous) or ``"value:X"``; by
+    default :func:`default_rule`. ``-inf``/``inf`` when the rule flags nothing."""
+    rule = default_rule() if rule is None else rule
     s = float32_buffer(scores).reshape(-1)
     r = ThresholdRuleStruct(struct_size=ctypes.sizeof(ThresholdRuleStruct))
     lib.eelsvae_threshold_rule_parse(_lib.text(rule, "threshold rule"), byref(r))
     out = c_double()
     lib.eelsvae_threshold_select(fptr(s), s.size, int(Direction.coerce(direction)), byref(r), byref(out))
     return out.value
+
+
+_rule_threshold = threshold  # for detect(), whose threshold argument hides the name
 
 
 def p_values(scores, direction="below"):
@@ -304,7 +314,7 @@ def score_histogram(scores, truth, lo, hi, bins):
 
 @dataclasses.dataclass
 class Detection:
-    """What detection found: the score map, Otsu's threshold and the anomaly mask."""
+    """What detection found: the score map, the threshold and the anomaly mask."""
     scores: np.ndarray          # (ny, nx) float32
     threshold: float
     mask: np.ndarray            # (ny, nx) bool, True = anomalous
@@ -324,16 +334,18 @@ class Detection:
         return pr_auc(self.scores, truth, self.direction)
 
 
-def detect(original, reconstruction, scorer=None, bins=256, threshold=None):
-    """Score ``original`` against ``reconstruction``, threshold (Otsu unless given) and mask.
+def detect(original, reconstruction, scorer=None, threshold=None):
+    """Score ``original`` against ``reconstruction``, threshold and mask.
 
     ``scorer`` is a :class:`Scorer` (default: PCC over the whole energy axis).
+    ``threshold`` is a rule as :func:`threshold` takes (default
+    :func:`default_rule`, ``"fdr:0.01"``; ``"otsu"`` is the paper's) or a score.
     """
     scorer = Scorer() if scorer is None else scorer
     original, reconstruction = as_cube(original), as_cube(reconstruction)
     scores, degenerate = scorer.score(original, reconstruction, return_degenerate=True)
-    if threshold is None:
-        threshold = otsu_threshold(scores, bins)
     direction = scorer.direction
+    if threshold is None or isinstance(threshold, str):
+        threshold = _rule_threshold(scores, threshold, direction)
     return Detection(scores, float(threshold), threshold_mask(scores, threshold, direction), direction,
                      degenerate, reconstruction)

@@ -154,7 +154,7 @@ def test_log_callback_receives_training_lines():
 
 def test_outlier_mode_keyword_trims_after_the_warm_up():
     # 3 epochs: the warm-up is epoch 1; epochs 2 and 3 each start with the
-    # outlier map, which the log reports. Off (the preset), no map is made.
+    # outlier map, which the log reports (on by default). Off, no map is made.
     def outlier_epochs(**fields):
         lines = []
         eelsvae.set_log_callback(lambda level, message: lines.append(message))
@@ -163,8 +163,9 @@ def test_outlier_mode_keyword_trims_after_the_warm_up():
         finally:
             eelsvae.set_log_callback(None)
         return [m.split(":")[1].strip() for m in lines if "left out as outliers" in m]
+    assert outlier_epochs() == ["epoch 2", "epoch 3"]
     assert outlier_epochs(outlier_cut=3.0) == ["epoch 2", "epoch 3"]
-    assert outlier_epochs() == []
+    assert outlier_epochs(outlier_cut=0.0) == []
     with pytest.raises(EelsvaeError) as info:
         eelsvae.Model(tiny_arch(), seed=3).train(training_cube(), options=tiny_train_options(1), outlier_cut=-1.0)
     assert info.value.status == Status.INVALID_ARGUMENT and "outlier_cut" in info.value.message
@@ -227,14 +228,17 @@ def test_overlapping_reconstruction(trained_model):
     assert info.value.status == Status.INVALID_ARGUMENT
 
 
-def test_detect_is_prepare_reconstruct_score_otsu(trained_model):
+def test_detect_is_prepare_reconstruct_score_threshold(trained_model):
     model, cube, _ = trained_model
     scorer = eelsvae.Scorer("pcc", (700.0, 720.0))
     result = model.detect(cube, scorer)
     scores = scorer.score(result.prepared, model.reconstruct(result.prepared))
     np.testing.assert_array_equal(result.scores, scores)
-    assert result.threshold == eelsvae.otsu_threshold(scores)
+    assert eelsvae.default_rule() == "fdr:0.01"                 # the library's default, as the programs'
+    assert result.threshold == eelsvae.threshold(scores, "fdr:0.01", "below")
     np.testing.assert_array_equal(result.mask, eelsvae.threshold_mask(scores, result.threshold, "below"))
+    assert model.detect(cube, scorer, threshold="otsu").threshold == eelsvae.otsu_threshold(scores)
+    assert model.detect(cube, scorer, threshold=0.5).threshold == 0.5
     # the default scorer takes the whole energy range the model sees (695–726 eV)
     default = model.detect(cube)
     assert eelsvae.Scorer().window is None
@@ -290,8 +294,8 @@ def test_new_option_fields_have_the_presets_values():
         arch = eelsvae.ModelOptions(preset=preset)
         assert arch.energy_bin == 1 and "energy_bin" in arch.field_names()
         train = eelsvae.TrainOptions(preset=preset)
-        assert (train.min_tiles, train.min_steps, train.outlier_cut) == (64, 0, 0.0)
-    assert eelsvae.PcaOptions().trim_fraction == 0.0
+        assert (train.min_tiles, train.min_steps, train.outlier_cut) == (64, 0, 3.0)
+    assert eelsvae.PcaOptions().trim_fraction == 0.1
     train = eelsvae.TrainOptions(preset="fast", min_tiles=16, min_steps=5)
     assert (train.min_tiles, train.min_steps) == (16, 5) and train.struct.min_steps == 5
     arch = eelsvae.ModelOptions(preset="fast").replace(energy_bin=3)

@@ -227,7 +227,7 @@ def test_detect_with_pca_finds_injected_anomalies():
     cube.inject_shift(truth, 700.0, 730.0, 2.0)
     pca = eelsvae.PCA.fit(cube, 1)      # more components start to model the shifted disks too
     scorer = eelsvae.Scorer("pcc", (700.0, 725.0))
-    result = eelsvae.detect(cube, pca.reconstruct(cube), scorer)
+    result = eelsvae.detect(cube, pca.reconstruct(cube), scorer, threshold="otsu")
     # the result is exactly the composition of its parts
     scores = scorer.score(cube, result.reconstruction)
     np.testing.assert_array_equal(result.scores, scores)

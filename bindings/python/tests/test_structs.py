@@ -116,8 +116,8 @@ def test_library_init_refuses_a_size_without_struct_size():
 
 
 _NEW_TRAILING = [("eelsvae_model_options", "energy_bin", 1), ("eelsvae_train_options", "min_tiles", 64),
-                 ("eelsvae_train_options", "min_steps", 0), ("eelsvae_train_options", "outlier_cut", 0.0),
-                 ("eelsvae_pca_options", "trim_fraction", 0.0)]
+                 ("eelsvae_train_options", "min_steps", 0), ("eelsvae_train_options", "outlier_cut", 3.0),
+                 ("eelsvae_pca_options", "trim_fraction", 0.1)]
 
 
 @pytest.mark.parametrize("cname, field, preset_value", _NEW_TRAILING)
