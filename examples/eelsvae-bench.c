@@ -69,6 +69,7 @@ static void usage(void)
            "  --mean-filter K         side of the spatial mean filter in the preprocessing\n"
            "                          of both methods (default: 1, none, with the fast\n"
            "                          preset; 3, the paper's, with the paper preset)\n"
+           CLI_SPATIAL_SIGMA_HELP
            "  --cube FILE             use this clean SI (raw counts, y x x x E; .dm3, .dm4,\n"
            "                          .hspy, .rpl or .npy) instead of the synthetic one,\n"
            "                          calibrated from the file; no noise-free cube, so no\n"
@@ -96,7 +97,7 @@ typedef struct args {
     const char *out, *cube, *model, *rule;
     int quick, noise_paper, self_train;
     size_t size, disks, epochs, n_shifts, mean_filter, recon_stride;
-    double radius, e0, de, pca_trim; /* pca_trim NAN: the library's default */
+    double radius, e0, de, pca_trim, spatial_sigma; /* NAN: the library's defaults */
     double shifts[MAX_SHIFTS];
     uint64_t seed;
     eelsvae_preset preset;
@@ -129,7 +130,7 @@ static void apply_defaults(args *a)
 static args parse(int argc, char **argv)
 {
     args a = {0};
-    a.radius = a.e0 = a.de = a.pca_trim = NAN;
+    a.radius = a.e0 = a.de = a.pca_trim = a.spatial_sigma = NAN;
     a.seed = 1;
     a.preset = EELSVAE_PRESET_FAST;
     a.rule = eelsvae_threshold_rule_default(); /* what eelsvae-detect's users get, reported beside Otsu's */
@@ -151,6 +152,7 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--preset")) a.preset = parse_preset(cli_value(argc, argv, &i));
         else if (!strcmp(o, "--epochs")) a.epochs = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--mean-filter")) a.mean_filter = cli_size(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--spatial-sigma")) a.spatial_sigma = cli_spatial_sigma(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--cube")) a.cube = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--model")) a.model = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--pca-trim")) {
@@ -263,6 +265,7 @@ static eelsvae_cube *preprocess_clean(bench *b)
     stage_begin(b, "preprocessing the clean SI (paper chain)");
     cli_check(eelsvae_preprocess_options_init(&b->pp, EELSVAE_PRESET_PAPER), "preprocess options");
     b->pp.mean_filter = b->a.mean_filter;
+    if (!isnan(b->a.spatial_sigma)) b->pp.sigma[0] = b->pp.sigma[1] = b->a.spatial_sigma;
     eelsvae_cube *pp = NULL;
     double lo = 0, hi = 0;
     cli_check(eelsvae_cube_copy(b->raw, &pp), "copy");
@@ -316,6 +319,7 @@ static void training_options(const bench *b, eelsvae_model_options *mo, eelsvae_
     to->progress = train_progress;
     cli_check(eelsvae_preprocess_options_init(chain, EELSVAE_PRESET_PAPER), "preprocess options");
     chain->mean_filter = b->a.mean_filter;
+    if (!isnan(b->a.spatial_sigma)) chain->sigma[0] = chain->sigma[1] = b->a.spatial_sigma;
     to->preprocess = chain;
 }
 

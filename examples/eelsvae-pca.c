@@ -43,6 +43,7 @@ static void usage(void)
            "                          with --energy-scale, for a .npy without a sidecar)\n"
            "  --energy-scale EV       eV per channel, overriding the file's\n"
            CLI_MAP_FORMAT_HELP
+           CLI_SPATIAL_SIGMA_HELP
            "  --no-preprocess         fit the cube as it is\n"
            CLI_SCORE_HELP
            CLI_THRESHOLD_HELP
@@ -55,7 +56,7 @@ static void usage(void)
 typedef struct args {
     const char *cube, *out, *truth, *rule;
     size_t components;
-    double trim;
+    double trim, spatial_sigma; /* NAN: the library's defaults */
     cli_range range;
     double e0, de;
     int preprocess;
@@ -64,7 +65,7 @@ typedef struct args {
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, CLI_DEFAULT_RULE, 4, NAN, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
+    args a = {NULL, NULL, NULL, CLI_DEFAULT_RULE, 4, NAN, NAN, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -72,6 +73,7 @@ static args parse(int argc, char **argv)
             exit(0);
         } else if (!strcmp(o, "--components")) a.components = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--trim")) a.trim = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--spatial-sigma")) a.spatial_sigma = cli_spatial_sigma(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--edge")) cli_range_edge(&a.range, o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--window")) cli_range_window(&a.range, o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--map-format")) cli_set_map_formats(cli_parse_map_formats(o, cli_value(argc, argv, &i)));
@@ -107,6 +109,7 @@ int main(int argc, char **argv)
     if (a.preprocess) {
         eelsvae_preprocess_options po;
         cli_check(eelsvae_preprocess_options_init(&po, EELSVAE_PRESET_FAST), "preprocess options");
+        if (!isnan(a.spatial_sigma)) po.sigma[0] = po.sigma[1] = a.spatial_sigma;
         double lo = 0, hi = 0;
         cli_check(eelsvae_cube_preprocess(cube, &po, &lo, &hi), "preprocessing");
         fprintf(stderr, "preprocessed: scaled %g … %g to 0 … 1\n", lo, hi);

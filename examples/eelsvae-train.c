@@ -31,6 +31,8 @@ static void usage(void)
            "                          whole factor that fits; the model file records it\n"
            "  --tile T                largest tile side in pixels (default: the preset's,\n"
            "                          24, or the largest multiple of 4 that fits the scan)\n"
+           CLI_SPATIAL_SIGMA_HELP
+           "                          The model records it; eelsvae-detect repeats it\n"
            "  --exclude MASK          y × x mask (any format above): tiles touching a\n"
            "                          non-zero pixel are not trained on\n"
            "  --energy-offset EV      energy of channel 0, overriding the file's (required,\n"
@@ -61,6 +63,7 @@ typedef struct args {
     size_t epochs, batch, checkpoint_every, tile;
     cli_range range;
     double lr, e0, de, outlier_cut; /* outlier_cut 0: --no-outlier-mode */
+    double spatial_sigma;           /* NAN: the preset's */
     uint64_t seed;
     int quiet;
 } args;
@@ -73,6 +76,7 @@ static args parse(int argc, char **argv)
     a.range = cli_range_none();
     a.seed = 1;
     a.outlier_cut = NAN; /* the library's default cut */
+    a.spatial_sigma = NAN;
     int outlier_off = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
@@ -96,6 +100,7 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--outlier-mode")) outlier_off = 0;
         else if (!strcmp(o, "--no-outlier-mode")) outlier_off = 1;
+        else if (!strcmp(o, "--spatial-sigma")) a.spatial_sigma = cli_spatial_sigma(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--outlier-cut")) {
             a.outlier_cut = cli_double(o, cli_value(argc, argv, &i));
             if (!(a.outlier_cut > 0.0 && isfinite(a.outlier_cut)))
@@ -177,6 +182,7 @@ int main(int argc, char **argv)
     if (!isnan(a.outlier_cut)) to.outlier_cut = a.outlier_cut;
     eelsvae_preprocess_options chain; /* the preset's chain, recorded in the model */
     cli_check(eelsvae_preprocess_options_init(&chain, a.preset), "preprocess options");
+    if (!isnan(a.spatial_sigma)) chain.sigma[0] = chain.sigma[1] = a.spatial_sigma;
     to.preprocess = &chain;
     to.checkpoint_path = a.checkpoint;
     to.checkpoint_every = a.checkpoint ? (a.checkpoint_every ? a.checkpoint_every : 1) : 0;

@@ -73,6 +73,13 @@ double cli_double(const char *option, const char *text)
     return v;
 }
 
+double cli_spatial_sigma(const char *option, const char *text)
+{
+    double v = cli_double(option, text);
+    if (!(v >= 0.0 && v <= 5.0)) cli_usage_error("%s: %g pixels must lie in [0, 5]", option, v);
+    return v;
+}
+
 uint64_t cli_u64(const char *option, const char *text)
 {
     char *end = NULL;

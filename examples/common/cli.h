@@ -24,6 +24,15 @@ void cli_check_file(eelsvae_status st, const char *path);
 /* The value after option argv[*i]; advances *i. */
 const char *cli_value(int argc, char **argv, int *i);
 double cli_double(const char *option, const char *text);
+/* --spatial-sigma S: the chain's Gaussian σ on y and x in pixels, 0 … 5
+ * (the presets' 0.5 mixes a little of each pixel's neighbours in: less
+ * noise, a one-pixel ring around every small region; docs/scores.md). */
+double cli_spatial_sigma(const char *option, const char *text);
+#define CLI_SPATIAL_SIGMA_HELP \
+    "  --spatial-sigma S       Gaussian blur of the preprocessing on y and x, pixels\n" \
+    "                          (default 0.5, the paper's: it lowers the noise and\n" \
+    "                          mixes a one-pixel ring around each small region into\n" \
+    "                          it; 0 for a high-dose SI whose small features matter)\n"
 size_t cli_size(const char *option, const char *text);
 uint64_t cli_u64(const char *option, const char *text);
 /* "LO:HI" → lo < hi. */
