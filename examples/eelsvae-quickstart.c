@@ -1,6 +1,6 @@
 /* eelsvae-quickstart: the anomalies of a spectrum image in a few calls —
  * preprocess, model the bulk with PCA, score every pixel by PCC over the
- * whole energy axis or one edge's window, split with Otsu, save the score
+ * whole energy axis or one edge's window, flag by the default rule (fdr:0.01), save the score
  * map. No element is assumed. The docs' main page shows the part between
  * the markers. */
 #include <stdio.h>
@@ -16,7 +16,9 @@ static int usage(FILE *to)
                 "and 1-99 %% scaling, no spatial mean), a 4-component PCA model of the bulk\n"
                 "fitted robustly (without the 10 %% of spectra it fits worst, so that the\n"
                 "SI's own anomalies do not become components), the Pearson correlation (PCC)\n"
-                "of each spectrum with its reconstruction, Otsu's threshold. Writes the PCC\n"
+                "of each spectrum with its reconstruction, the library's default threshold\n"
+                "rule (fdr:0.01: the pixels unlike the SI's own bulk at a 1 %% false-discovery\n"
+                "rate). Writes the PCC\n"
                 "map to SCORE (.npy, .hspy or .rpl, by its extension) and prints the\n"
                 "threshold and the number of anomalous pixels.\n"
                 "The PCC is taken over the whole energy axis, or with EDGE (a core-loss edge\n"
@@ -41,7 +43,7 @@ int main(int argc, char **argv)
     eelsvae_cube *cube = NULL, *recon = NULL;
     eelsvae_pca *pca = NULL; eelsvae_scorer *scorer = NULL;
     eelsvae_preprocess_options pre; eelsvae_pca_options po; eelsvae_scorer_options so;
-    eelsvae_edge edge = {.struct_size = sizeof edge};
+    eelsvae_edge edge = {.struct_size = sizeof edge}; eelsvae_threshold_rule rule = {.struct_size = sizeof rule};
     float *score = NULL; uint8_t *mask = NULL;  /* ny × nx PCC map; 1 = anomalous */
     size_t ny = 0, nx = 0, anomalous = 0; double threshold = 0;
     eelsvae_status st = eelsvae_cube_load(argv[1], &cube); /* any format, known by its content */
@@ -59,7 +61,8 @@ int main(int argc, char **argv)
     if (!st && (!(score = malloc(ny * nx * sizeof *score)) || !(mask = malloc(ny * nx)))) st = EELSVAE_ERR_NOMEM;
     if (!st) st = eelsvae_scorer_create(&so, &scorer);
     if (!st) st = eelsvae_scorer_score(scorer, cube, recon, score, ny * nx, NULL);
-    if (!st) st = eelsvae_otsu_threshold(score, ny * nx, 256, &threshold);
+    if (!st) st = eelsvae_threshold_rule_parse(eelsvae_threshold_rule_default(), &rule); /* fdr:0.01 */
+    if (!st) st = eelsvae_threshold_select(score, ny * nx, eelsvae_scorer_direction(scorer), &rule, &threshold);
     if (!st) st = eelsvae_threshold_mask(score, ny * nx, threshold, eelsvae_scorer_direction(scorer), mask);
     if (!st) st = eelsvae_map_save(score, EELSVAE_DTYPE_FLOAT32, cube, "PCC", argv[2]);
     for (size_t i = 0; !st && i < ny * nx; i++) anomalous += mask[i];

@@ -4,7 +4,7 @@
 # with EDGE Fe-L it must write a (y, x) float32 PCC map, and agree with
 # `eelsvae-pca --edge Fe-L`, which runs the same pipeline (the fast
 # preprocessing, without the spatial mean; 4 components fitted with trim
-# 0.1; PCC over the Fe-L2,3 window, 698–751 eV; Otsu with 256 bins): the
+# 0.1; PCC over the Fe-L2,3 window, 698–751 eV; the default rule fdr:0.01): the
 # same score map (to 1e-6) and the same number of anomalous pixels. Without
 # EDGE it scores the whole energy axis and must agree with eelsvae-pca
 # without --edge/--window; a .npy without EV0 DEV still scores the whole
@@ -60,10 +60,10 @@ grep -q "^anomalous [0-9]* of 2304 pixels$" "$tmp/out" || fail "unexpected outpu
 "$bin/eelsvae-info" "$tmp/score.npy" >"$tmp/info" || fail "eelsvae-info on the score map"
 grep -q "(48, 48)" "$tmp/info" && grep -q "float32" "$tmp/info" || fail "the score map is not 48 × 48 float32: $(cat "$tmp/info")"
 
-"$bin/eelsvae-pca" "$tmp/si/shift_5.4.npy" --components 4 --trim 0.1 --edge Fe-L --threshold otsu:256 --out "$tmp/pca" \
+"$bin/eelsvae-pca" "$tmp/si/shift_5.4.npy" --components 4 --trim 0.1 --edge Fe-L --out "$tmp/pca" \
   --map-format npy --energy-offset 420 --energy-scale 0.3 >/dev/null 2>"$tmp/err" || fail "eelsvae-pca: $(cat "$tmp/err")"
 grep -q "scoring the Fe-L2,3 edge, 698 … 751 eV" "$tmp/err" || fail "eelsvae-pca --edge Fe-L: not 698–751 eV: $(cat "$tmp/err")"
-"$bin/eelsvae-pca" "$tmp/si/shift_5.4.npy" --components 4 --trim 0.1 --threshold otsu:256 --out "$tmp/pca_all" \
+"$bin/eelsvae-pca" "$tmp/si/shift_5.4.npy" --components 4 --trim 0.1 --out "$tmp/pca_all" \
   --map-format npy --energy-offset 420 --energy-scale 0.3 >/dev/null 2>"$tmp/err" ||
   fail "eelsvae-pca over the whole axis: $(cat "$tmp/err")"
 
