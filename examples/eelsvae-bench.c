@@ -66,9 +66,7 @@ static void usage(void)
            "                          2R+4 apart\n"
            "  --preset fast|paper     model and training preset (default fast)\n"
            "  --epochs N              training epochs (default: the preset's)\n"
-           "  --mean-filter K         side of the spatial mean filter in the preprocessing\n"
-           "                          of both methods (default: 1, none, with the fast\n"
-           "                          preset; 3, the paper's, with the paper preset)\n"
+           CLI_MEAN_FILTER_HELP
            CLI_SPATIAL_SIGMA_HELP
            "  --cube FILE             use this clean SI (raw counts, y x x x E; .dm3, .dm4,\n"
            "                          .hspy, .rpl or .npy) instead of the synthetic one,\n"
@@ -151,7 +149,7 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--radius")) a.radius = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--preset")) a.preset = parse_preset(cli_value(argc, argv, &i));
         else if (!strcmp(o, "--epochs")) a.epochs = cli_size(o, cli_value(argc, argv, &i));
-        else if (!strcmp(o, "--mean-filter")) a.mean_filter = cli_size(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--mean-filter")) a.mean_filter = cli_mean_filter(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--spatial-sigma")) a.spatial_sigma = cli_spatial_sigma(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--cube")) a.cube = cli_value(argc, argv, &i);
         else if (!strcmp(o, "--model")) a.model = cli_value(argc, argv, &i);

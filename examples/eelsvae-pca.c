@@ -17,7 +17,7 @@ static void usage(void)
 {
     printf("Usage: %s CUBE --out DIR [--edge NAME | --window LO:HI] [options]\n"
            "Detect spectral anomalies with PCA: preprocess (Gaussian blur sigma 0.5,\n"
-           "1st-99th percentile scaling; the paper's 3 x 3 spatial mean is left out), fit K\n"
+           "1st-99th percentile scaling; the paper's 3 x 3 spatial mean unless asked), fit K\n"
            "components, score every pixel by the Pearson correlation (PCC) of its spectrum\n"
            "and its reconstruction over the energy range (or by the noise-aware chi-square\n"
            "of --score chi2), and threshold with the rule of --threshold, by default\n"
@@ -43,6 +43,7 @@ static void usage(void)
            "                          with --energy-scale, for a .npy without a sidecar)\n"
            "  --energy-scale EV       eV per channel, overriding the file's\n"
            CLI_MAP_FORMAT_HELP
+           CLI_MEAN_FILTER_HELP
            CLI_SPATIAL_SIGMA_HELP
            "  --no-preprocess         fit the cube as it is\n"
            CLI_SCORE_HELP
@@ -57,6 +58,7 @@ typedef struct args {
     const char *cube, *out, *truth, *rule;
     size_t components;
     double trim, spatial_sigma; /* NAN: the library's defaults */
+    size_t mean_filter;         /* 0: the fast preset's */
     cli_range range;
     double e0, de;
     int preprocess;
@@ -65,7 +67,7 @@ typedef struct args {
 
 static args parse(int argc, char **argv)
 {
-    args a = {NULL, NULL, NULL, CLI_DEFAULT_RULE, 4, NAN, NAN, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
+    args a = {NULL, NULL, NULL, CLI_DEFAULT_RULE, 4, NAN, NAN, 0, cli_range_none(), NAN, NAN, 1, EELSVAE_SCORE_PCC};
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         if (!strcmp(o, "--help") || !strcmp(o, "-h")) {
@@ -73,6 +75,7 @@ static args parse(int argc, char **argv)
             exit(0);
         } else if (!strcmp(o, "--components")) a.components = cli_size(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--trim")) a.trim = cli_double(o, cli_value(argc, argv, &i));
+        else if (!strcmp(o, "--mean-filter")) a.mean_filter = cli_mean_filter(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--spatial-sigma")) a.spatial_sigma = cli_spatial_sigma(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--edge")) cli_range_edge(&a.range, o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--window")) cli_range_window(&a.range, o, cli_value(argc, argv, &i));
@@ -110,6 +113,7 @@ int main(int argc, char **argv)
         eelsvae_preprocess_options po;
         cli_check(eelsvae_preprocess_options_init(&po, EELSVAE_PRESET_FAST), "preprocess options");
         if (!isnan(a.spatial_sigma)) po.sigma[0] = po.sigma[1] = a.spatial_sigma;
+        if (a.mean_filter) po.mean_filter = a.mean_filter;
         double lo = 0, hi = 0;
         cli_check(eelsvae_cube_preprocess(cube, &po, &lo, &hi), "preprocessing");
         fprintf(stderr, "preprocessed: scaled %g … %g to 0 … 1\n", lo, hi);

@@ -31,8 +31,9 @@ static void usage(void)
            "                          whole factor that fits; the model file records it\n"
            "  --tile T                largest tile side in pixels (default: the preset's,\n"
            "                          24, or the largest multiple of 4 that fits the scan)\n"
+           CLI_MEAN_FILTER_HELP
            CLI_SPATIAL_SIGMA_HELP
-           "                          The model records it; eelsvae-detect repeats it\n"
+           "                          The model records both; eelsvae-detect repeats them\n"
            "  --exclude MASK          y × x mask (any format above): tiles touching a\n"
            "                          non-zero pixel are not trained on\n"
            "  --energy-offset EV      energy of channel 0, overriding the file's (required,\n"
@@ -64,6 +65,7 @@ typedef struct args {
     cli_range range;
     double lr, e0, de, outlier_cut; /* outlier_cut 0: --no-outlier-mode */
     double spatial_sigma;           /* NAN: the preset's */
+    size_t mean_filter;             /* 0: the preset's */
     uint64_t seed;
     int quiet;
 } args;
@@ -100,6 +102,7 @@ static args parse(int argc, char **argv)
         else if (!strcmp(o, "--energy-scale")) a.de = cli_double(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--outlier-mode")) outlier_off = 0;
         else if (!strcmp(o, "--no-outlier-mode")) outlier_off = 1;
+        else if (!strcmp(o, "--mean-filter")) a.mean_filter = cli_mean_filter(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--spatial-sigma")) a.spatial_sigma = cli_spatial_sigma(o, cli_value(argc, argv, &i));
         else if (!strcmp(o, "--outlier-cut")) {
             a.outlier_cut = cli_double(o, cli_value(argc, argv, &i));
@@ -183,6 +186,7 @@ int main(int argc, char **argv)
     eelsvae_preprocess_options chain; /* the preset's chain, recorded in the model */
     cli_check(eelsvae_preprocess_options_init(&chain, a.preset), "preprocess options");
     if (!isnan(a.spatial_sigma)) chain.sigma[0] = chain.sigma[1] = a.spatial_sigma;
+    if (a.mean_filter) chain.mean_filter = a.mean_filter;
     to.preprocess = &chain;
     to.checkpoint_path = a.checkpoint;
     to.checkpoint_every = a.checkpoint ? (a.checkpoint_every ? a.checkpoint_every : 1) : 0;

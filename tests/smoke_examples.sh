@@ -67,6 +67,9 @@ cmp -s "$tmp/p/score.npy" "$tmp/ps/score.npy" && cmp -s "$tmp/p/metrics.json" "$
 fp() { grep -o '"false_positive": [0-9]*' "$1/metrics.json" | grep -o '[0-9]*$'; }
 [[ $(fp "$tmp/ps0") -lt $(fp "$tmp/ps") ]] ||
   fail "eelsvae-pca --spatial-sigma 0: $(fp "$tmp/ps0") false alarms, with the blur $(fp "$tmp/ps")"
+set +e; "$bin/eelsvae-pca" "$tmp/si/clean.npy" --out "$tmp/x" --mean-filter 4 2>"$tmp/err"; rc=$?; set -e
+[[ $rc -eq 2 ]] && grep -q -- "--mean-filter: 4 must be odd, from 1 to 15" "$tmp/err" ||
+  fail "eelsvae-pca --mean-filter 4: rc $rc, $(cat "$tmp/err")"
 set +e; "$bin/eelsvae-train" "$tmp/si/clean.npy" --model "$tmp/x.evae" --spatial-sigma -1 2>"$tmp/err"; rc=$?; set -e
 [[ $rc -eq 2 ]] && grep -q -- "--spatial-sigma: -1 pixels must lie in \[0, 5\]" "$tmp/err" ||
   fail "eelsvae-train --spatial-sigma -1: rc $rc, $(cat "$tmp/err")"

@@ -80,6 +80,13 @@ double cli_spatial_sigma(const char *option, const char *text)
     return v;
 }
 
+size_t cli_mean_filter(const char *option, const char *text)
+{
+    size_t k = cli_size(option, text);
+    if (k % 2 == 0 || k > 15) cli_usage_error("%s: %zu must be odd, from 1 to 15", option, k);
+    return k;
+}
+
 uint64_t cli_u64(const char *option, const char *text)
 {
     char *end = NULL;
