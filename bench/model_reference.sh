@@ -45,7 +45,8 @@ detect() { "$bin/eelsvae-detect" "$1" --model "$model" $det_args --out "$2" --ma
   { echo "model_reference.sh: eelsvae-detect $1 failed: $(cat "$2.log")" >&2; exit 1; }; }
 detect "$train" "$out/train"
 for s in $seeds; do
-  "$bin/eelsvae-synth" --out "$out/si$s" --seed "$s" --shifts "$shift_ev" >/dev/null 2>&1
+  "$bin/eelsvae-synth" --out "$out/si$s" --seed "$s" --shifts "$shift_ev" >/dev/null 2>"$out/synth.log" ||
+    { echo "model_reference.sh: eelsvae-synth --seed $s failed: $(cat "$out/synth.log")" >&2; exit 1; }
   detect "$out/si$s/clean.npy" "$out/clean$s"
   detect "$out/si$s/shift_$shift_ev.npy" "$out/shift$s"
   rm -f "$out/si$s/expected.npy"
