@@ -133,6 +133,7 @@ int main(int argc, char **argv)
     /* The scored cube is the model's prepared one: say so on the explanation's intensity axis. */
     cli_provenance prov = {a.cube, "vae", a.model, a.range.label, "model-prepared intensity (0 … 1)"};
     cli_detection d = cli_detect(a.out, a.score, prepared, recon, a.range.lo, a.range.hi, a.rule, &prov);
+    cli_noise_hint(&d, "a model trained with eelsvae-train --mean-filter 3, if this one was not");
     if (a.truth) cli_report_metrics(a.out, "vae", a.truth, &d);
     if (a.latent) write_latent(a.out, model, prepared);
     if (a.recon) cli_check(eelsvae_cube_save_npy(recon, cli_join(a.out, "recon.npy")), "recon.npy");

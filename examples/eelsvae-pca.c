@@ -140,6 +140,7 @@ int main(int argc, char **argv)
     cli_provenance prov = {a.cube, method, NULL, a.range.label,
                            a.preprocess ? "preprocessed intensity (0 … 1)" : "intensity (as loaded)"};
     cli_detection d = cli_detect(a.out, a.score, cube, recon, a.range.lo, a.range.hi, a.rule, &prov);
+    if (a.preprocess && a.mean_filter <= 1) cli_noise_hint(&d, "--mean-filter 3");
     if (a.truth) {
         cli_report_metrics(a.out, method, a.truth, &d);
     }

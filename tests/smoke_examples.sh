@@ -67,6 +67,20 @@ cmp -s "$tmp/p/score.npy" "$tmp/ps/score.npy" && cmp -s "$tmp/p/metrics.json" "$
 fp() { grep -o '"false_positive": [0-9]*' "$1/metrics.json" | grep -o '[0-9]*$'; }
 [[ $(fp "$tmp/ps0") -lt $(fp "$tmp/ps") ]] ||
   fail "eelsvae-pca --spatial-sigma 0: $(fp "$tmp/ps0") false alarms, with the blur $(fp "$tmp/ps")"
+# A noisy SI (the realistic noise) gets the note that names --mean-filter 3;
+# one at dose 1000, or with the mean already, does not.
+"$bin/eelsvae-synth" --out "$tmp/noisy" --size 48 --shifts 2.4 --disks 2 --radius 5 --noise paper >/dev/null 2>&1 ||
+  fail "eelsvae-synth --noise paper"
+"$bin/eelsvae-pca" "$tmp/noisy/shift_2.4.npy" --window 690:730 --out "$tmp/n1" >/dev/null 2>"$tmp/err" ||
+  fail "eelsvae-pca on a noisy SI: $(cat "$tmp/err")"
+grep -q "note: the bulk's median PCC is 0\.[0-8][0-9]*, .*--mean-filter 3" "$tmp/err" ||
+  fail "eelsvae-pca on a noisy SI: no note naming --mean-filter 3: $(cat "$tmp/err")"
+"$bin/eelsvae-pca" "$tmp/noisy/shift_2.4.npy" --window 690:730 --mean-filter 3 --out "$tmp/n3" >/dev/null 2>"$tmp/err" ||
+  fail "eelsvae-pca --mean-filter 3: $(cat "$tmp/err")"
+! grep -q "note: the bulk's median PCC" "$tmp/err" || fail "eelsvae-pca --mean-filter 3 still suggests it: $(cat "$tmp/err")"
+"$bin/eelsvae-pca" "$tmp/si/shift_2.4.npy" --window 690:730 --out "$tmp/n0" >/dev/null 2>"$tmp/err" ||
+  fail "eelsvae-pca at dose 1000: $(cat "$tmp/err")"
+! grep -q "note: the bulk's median PCC" "$tmp/err" || fail "eelsvae-pca at dose 1000 calls the SI noisy: $(cat "$tmp/err")"
 set +e; "$bin/eelsvae-pca" "$tmp/si/clean.npy" --out "$tmp/x" --mean-filter 4 2>"$tmp/err"; rc=$?; set -e
 [[ $rc -eq 2 ]] && grep -q -- "--mean-filter: 4 must be odd, from 1 to 15" "$tmp/err" ||
   fail "eelsvae-pca --mean-filter 4: rc $rc, $(cat "$tmp/err")"

@@ -228,6 +228,29 @@ cli_detection cli_score_as(eelsvae_score_kind kind, const eelsvae_cube *input, c
     return d;
 }
 
+static int compare_floats(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+void cli_noise_hint(const cli_detection *d, const char *fix)
+{
+    if (d->kind != EELSVAE_SCORE_PCC) return;
+    size_t n = d->ny * d->nx;
+    float *sorted = malloc(n * sizeof *sorted);
+    if (!sorted) cli_fail("out of memory");
+    memcpy(sorted, d->score, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, compare_floats);
+    double median = n % 2 ? sorted[n / 2] : 0.5 * ((double)sorted[n / 2 - 1] + sorted[n / 2]);
+    free(sorted);
+    if (median < 0.9)
+        fprintf(stderr,
+                "%s: note: the bulk's median PCC is %.2f, so the spectra are noisy over this range; regions several "
+                "pixels wide stand out better with a 3 x 3 spatial mean (%s; docs/preprocessing.md)\n",
+                cli_prog(), median, fix);
+}
+
 cli_detection cli_detect(const char *out_dir, eelsvae_score_kind kind, const eelsvae_cube *input,
                          const eelsvae_cube *recon, double win_lo, double win_hi, const char *rule,
                          const cli_provenance *provenance)
