@@ -241,8 +241,10 @@ static void detection_sections(cli_text *t, int html, const bench_report *r)
     heading(t, html, buf);
     snprintf(buf, sizeof buf,
              "The same score maps cut by the rule %s instead of Otsu's split: what eelsvae-detect and eelsvae-pca "
-             "flag by default. Unlike Otsu's, which always splits a map in two, this rule states its error rate, so "
-             "it may flag fewer pixels (lower recall) where the classes overlap.",
+             "flag by default. Unlike Otsu's, which always splits a map in two, this rule states its error rate: "
+             "it flags the pixels unlike the map's own bulk. At high counts that includes the one-pixel ring around "
+             "each disk into which the preprocessing's spatial blur mixes the shifted edge (precision below 1; "
+             "--spatial-sigma 0 removes it); where the classes overlap it flags fewer pixels (recall below 1).",
              r->rule);
     para(t, html, buf);
     shift_table(t, html, r, "rule_f1", metric_cell);
