@@ -65,7 +65,8 @@ static void usage(void)
            "  --radius R              disk radius, pixels (default 8); centres at least\n"
            "                          2R+4 apart\n"
            "  --preset fast|paper     model and training preset (default fast)\n"
-           "  --epochs N              training epochs (default: the preset's)\n"
+           "  --epochs N              training epochs (default: the preset's, raised so that\n"
+           "                          training takes at least 900 steps, as eelsvae-train)\n"
            CLI_MEAN_FILTER_HELP
            CLI_SPATIAL_SIGMA_HELP
            "  --cube FILE             use this clean SI (raw counts, y x x x E; .dm3, .dm4,\n"
@@ -313,6 +314,7 @@ static void training_options(const bench *b, eelsvae_model_options *mo, eelsvae_
     cli_check(eelsvae_model_options_init(mo, b->a.preset), "model options");
     cli_check(eelsvae_train_options_init(to, b->a.preset), "training options");
     if (b->a.epochs) to->epochs = b->a.epochs;
+    else to->min_steps = CLI_MIN_STEPS; /* as eelsvae-train */
     to->seed = b->a.seed;
     to->progress = train_progress;
     cli_check(eelsvae_preprocess_options_init(chain, EELSVAE_PRESET_PAPER), "preprocess options");

@@ -178,7 +178,7 @@ int main(int argc, char **argv)
     eelsvae_train_options to;
     cli_check(eelsvae_train_options_init(&to, a.preset), "training options");
     if (a.epochs) to.epochs = a.epochs;
-    else to.min_steps = 900; /* a small scan gives few batches an epoch: as many steps as the benchmark's */
+    else to.min_steps = CLI_MIN_STEPS;
     if (a.batch) to.batch = a.batch;
     if (!isnan(a.lr)) to.learning_rate = a.lr;
     to.seed = a.seed;
