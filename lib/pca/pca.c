@@ -117,7 +117,7 @@ eelsvae_status eelsvae_pca_options_init_sized(eelsvae_pca_options *opt, size_t s
     o.max_iterations = 50;
     /* PCA is fitted on the SI it scores: untrimmed, 16 disks (9 % of the
      * pixels) claim components and Otsu's F1 falls to 0.21–0.30; 0.1 keeps
-     * them out (F1 ≥ 0.999) and costs nothing on anomaly-free SIs. */
+     * them out (F1 ≥ 0.999) at the cost of k + 1 fits. */
     o.trim_fraction = 0.1;
     return evae_write_options(opt, struct_size, &o, sizeof o, "PCA options");
 }
