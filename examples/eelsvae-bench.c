@@ -96,7 +96,7 @@ typedef struct args {
     const char *out, *cube, *model, *rule;
     int quick, noise_paper, self_train;
     size_t size, disks, epochs, n_shifts, mean_filter, recon_stride;
-    double radius, e0, de, pca_trim, spatial_sigma; /* NAN: the library's defaults */
+    double radius, e0, de, pca_trim, spatial_sigma; /* NAN until set: the defaults */
     double shifts[MAX_SHIFTS];
     uint64_t seed;
     eelsvae_preset preset;
@@ -124,6 +124,11 @@ static void apply_defaults(args *a)
     /* A 3 × 3 mean smears every disk's rim into its neighbours and caps F1
      * near 0.9 (BENCHMARK.md): the fast preset's chain leaves it out. */
     if (!a->mean_filter) a->mean_filter = a->preset == EELSVAE_PRESET_PAPER ? 3 : 1;
+    if (isnan(a->pca_trim)) { /* the library's robust fit, as eelsvae-pca's */
+        eelsvae_pca_options po;
+        cli_check(eelsvae_pca_options_init(&po), "PCA options");
+        a->pca_trim = po.trim_fraction;
+    }
 }
 
 static args parse(int argc, char **argv)
@@ -454,7 +459,7 @@ static eelsvae_cube *pca_reconstruct(const eelsvae_cube *pp, size_t k, double tr
     eelsvae_pca_options po;
     cli_check(eelsvae_pca_options_init(&po), "PCA options");
     po.components = k;
-    if (!isnan(trim)) po.trim_fraction = trim;
+    po.trim_fraction = trim;
     po.seed = 1;
     eelsvae_pca *pca = NULL;
     eelsvae_cube *recon = NULL;
@@ -1028,11 +1033,6 @@ static void write_reports(bench *b)
     r->featured_shift = b->fig.shift;
     r->rule = b->a.rule;
     r->pca_trim = b->a.pca_trim;
-    if (isnan(r->pca_trim)) {
-        eelsvae_pca_options po;
-        cli_check(eelsvae_pca_options_init(&po), "PCA options");
-        r->pca_trim = po.trim_fraction;
-    }
     r->total_seconds = seconds_since(&b->start);
     report_write_csv(cli_join(b->a.out, "results.csv"), r);
     report_write_summary(cli_join(b->a.out, "summary.md"), r);
