@@ -121,9 +121,7 @@ static void apply_defaults(args *a)
     if (!a->disks) a->disks = a->quick ? 2 : 4;
     if (isnan(a->radius)) a->radius = a->quick ? 5 : 8;
     if (!a->epochs && a->quick) a->epochs = 2;
-    /* A 3 × 3 mean smears every disk's rim into its neighbours and caps F1
-     * near 0.9 (BENCHMARK.md): the fast preset's chain leaves it out. */
-    if (!a->mean_filter) a->mean_filter = a->preset == EELSVAE_PRESET_PAPER ? 3 : 1;
+    /* mean_filter 0: chosen in preprocess_clean() for the clean SI's noise. */
     if (isnan(a->pca_trim)) { /* the library's robust fit, as eelsvae-pca's */
         eelsvae_pca_options po;
         cli_check(eelsvae_pca_options_init(&po), "PCA options");
@@ -267,9 +265,8 @@ static void make_or_load_si(bench *b)
 static eelsvae_cube *preprocess_clean(bench *b)
 {
     stage_begin(b, "preprocessing the clean SI (paper chain)");
-    cli_check(eelsvae_preprocess_options_init(&b->pp, EELSVAE_PRESET_PAPER), "preprocess options");
-    b->pp.mean_filter = b->a.mean_filter;
-    if (!isnan(b->a.spatial_sigma)) b->pp.sigma[0] = b->pp.sigma[1] = b->a.spatial_sigma;
+    cli_chain(&b->pp, b->a.preset, b->a.spatial_sigma, b->a.mean_filter, b->raw, WIN_LO, WIN_HI);
+    b->a.mean_filter = b->pp.mean_filter; /* one chain for every method and SI */
     eelsvae_cube *pp = NULL;
     double lo = 0, hi = 0;
     cli_check(eelsvae_cube_copy(b->raw, &pp), "copy");
@@ -322,9 +319,7 @@ static void training_options(const bench *b, eelsvae_model_options *mo, eelsvae_
     else to->min_steps = CLI_MIN_STEPS; /* as eelsvae-train */
     to->seed = b->a.seed;
     to->progress = train_progress;
-    cli_check(eelsvae_preprocess_options_init(chain, EELSVAE_PRESET_PAPER), "preprocess options");
-    chain->mean_filter = b->a.mean_filter;
-    if (!isnan(b->a.spatial_sigma)) chain->sigma[0] = chain->sigma[1] = b->a.spatial_sigma;
+    cli_chain(chain, b->a.preset, b->a.spatial_sigma, b->a.mean_filter, b->raw, WIN_LO, WIN_HI);
     to->preprocess = chain;
 }
 

@@ -17,7 +17,8 @@ static void usage(void)
 {
     printf("Usage: %s CUBE --out DIR [--edge NAME | --window LO:HI] [options]\n"
            "Detect spectral anomalies with PCA: preprocess (Gaussian blur sigma 0.5,\n"
-           "1st-99th percentile scaling; the paper's 3 x 3 spatial mean unless asked), fit K\n"
+           "1st-99th percentile scaling, a 3 x 3 spatial mean where the SI's noise calls\n"
+           "for it: see --mean-filter), fit K\n"
            "components, score every pixel by the Pearson correlation (PCC) of its spectrum\n"
            "and its reconstruction over the energy range (or by the noise-aware chi-square\n"
            "of --score chi2), and threshold with the rule of --threshold, by default\n"
@@ -58,7 +59,7 @@ typedef struct args {
     const char *cube, *out, *truth, *rule;
     size_t components;
     double trim, spatial_sigma; /* NAN: the library's defaults */
-    size_t mean_filter;         /* 0: the fast preset's */
+    size_t mean_filter;         /* 0: chosen for the SI's noise */
     cli_range range;
     double e0, de;
     int preprocess;
@@ -109,11 +110,11 @@ int main(int argc, char **argv)
     cli_range_apply(&a.range, cube, "energy axis");
     cli_check(eelsvae_cube_check_finite(cube), a.cube);
 
+    size_t pooled = 1; /* the chain's mean filter */
     if (a.preprocess) {
         eelsvae_preprocess_options po;
-        cli_check(eelsvae_preprocess_options_init(&po, EELSVAE_PRESET_FAST), "preprocess options");
-        if (!isnan(a.spatial_sigma)) po.sigma[0] = po.sigma[1] = a.spatial_sigma;
-        if (a.mean_filter) po.mean_filter = a.mean_filter;
+        cli_chain(&po, EELSVAE_PRESET_FAST, a.spatial_sigma, a.mean_filter, cube, a.range.lo, a.range.hi);
+        pooled = po.mean_filter;
         double lo = 0, hi = 0;
         cli_check(eelsvae_cube_preprocess(cube, &po, &lo, &hi), "preprocessing");
         fprintf(stderr, "preprocessed: scaled %g … %g to 0 … 1\n", lo, hi);
@@ -140,7 +141,7 @@ int main(int argc, char **argv)
     cli_provenance prov = {a.cube, method, NULL, a.range.label,
                            a.preprocess ? "preprocessed intensity (0 … 1)" : "intensity (as loaded)"};
     cli_detection d = cli_detect(a.out, a.score, cube, recon, a.range.lo, a.range.hi, a.rule, &prov);
-    if (a.preprocess && a.mean_filter <= 1) cli_noise_hint(&d, "--mean-filter 3");
+    if (a.preprocess && pooled <= 1) cli_noise_hint(&d, "--mean-filter 3");
     if (a.truth) {
         cli_report_metrics(a.out, method, a.truth, &d);
     }

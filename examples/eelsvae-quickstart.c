@@ -12,8 +12,9 @@
 static int usage(FILE *to)
 {
     fprintf(to, "Usage: eelsvae-quickstart CUBE SCORE [EDGE] [EV0 DEV]\n"
-                "Find the anomalous pixels of a spectrum image: preprocessing (a Gaussian blur\n"
-                "and 1-99 %% scaling, no spatial mean), a 4-component PCA model of the bulk\n"
+                "Find the anomalous pixels of a spectrum image: preprocessing (a Gaussian blur,\n"
+                "1-99 %% scaling and, where the SI is noisy, a 3 x 3 spatial mean), a\n"
+                "4-component PCA model of the bulk\n"
                 "fitted robustly (without the 10 %% of spectra it fits worst, so that the\n"
                 "SI's own anomalies do not become components), the Pearson correlation (PCC)\n"
                 "of each spectrum with its reconstruction, the library's default threshold\n"
@@ -51,8 +52,9 @@ int main(int argc, char **argv)
     if (!st) st = eelsvae_scorer_options_init(&so);                /* PCC over the whole energy axis, */
     if (!st && edge_name) st = eelsvae_edge_lookup(edge_name, &edge); /* or over an edge's window */
     if (!st && edge_name) st = eelsvae_edge_window(&edge, &so.window_lo, &so.window_hi);
-    if (!st) st = eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_FAST);
-    if (!st) st = eelsvae_cube_preprocess(cube, &pre, NULL, NULL); /* blur, 1–99 % scaling: no 3 × 3 spatial mean */
+    if (!st) st = eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_FAST); /* blur, 1–99 % scaling, */
+    if (!st) st = eelsvae_preprocess_options_choose_mean_filter(&pre, cube, so.window_lo, so.window_hi, NULL);
+    if (!st) st = eelsvae_cube_preprocess(cube, &pre, NULL, NULL); /* and a 3 × 3 mean if the SI is noisy */
     if (!st) st = eelsvae_pca_options_init(&po); /* 4 components model the bulk, fitted without the worst-fitting
                                                     10 %: robust to the SI's own anomalies */
     if (!st) st = eelsvae_pca_fit(cube, &po, &pca);

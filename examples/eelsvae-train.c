@@ -65,7 +65,7 @@ typedef struct args {
     cli_range range;
     double lr, e0, de, outlier_cut; /* outlier_cut 0: --no-outlier-mode */
     double spatial_sigma;           /* NAN: the preset's */
-    size_t mean_filter;             /* 0: the preset's */
+    size_t mean_filter;             /* 0: chosen for the SI's noise (the paper preset: 3) */
     uint64_t seed;
     int quiet;
 } args;
@@ -184,9 +184,8 @@ int main(int argc, char **argv)
     to.seed = a.seed;
     if (!isnan(a.outlier_cut)) to.outlier_cut = a.outlier_cut;
     eelsvae_preprocess_options chain; /* the preset's chain, recorded in the model */
-    cli_check(eelsvae_preprocess_options_init(&chain, a.preset), "preprocess options");
-    if (!isnan(a.spatial_sigma)) chain.sigma[0] = chain.sigma[1] = a.spatial_sigma;
-    if (a.mean_filter) chain.mean_filter = a.mean_filter;
+    if (!a.resume) cli_chain(&chain, a.preset, a.spatial_sigma, a.mean_filter, cube, a.range.lo, a.range.hi);
+    else cli_check(eelsvae_preprocess_options_init(&chain, a.preset), "preprocess options"); /* the checkpoint's */
     to.preprocess = &chain;
     to.checkpoint_path = a.checkpoint;
     to.checkpoint_every = a.checkpoint ? (a.checkpoint_every ? a.checkpoint_every : 1) : 0;

@@ -3,7 +3,7 @@
 # the walkthrough cannot rot: on a small cube from eelsvae-synth (a Fe SI)
 # with EDGE Fe-L it must write a (y, x) float32 PCC map, and agree with
 # `eelsvae-pca --edge Fe-L`, which runs the same pipeline (the fast
-# preprocessing, without the spatial mean; 4 components fitted with trim
+# preprocessing, its mean filter chosen for the noise; 4 components fitted with trim
 # 0.1; PCC over the Fe-L2,3 window, 698–751 eV; the default rule fdr:0.01): the
 # same score map (to 1e-6) and the same number of anomalous pixels. Without
 # EDGE it scores the whole energy axis and must agree with eelsvae-pca

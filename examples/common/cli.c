@@ -87,6 +87,25 @@ size_t cli_mean_filter(const char *option, const char *text)
     return k;
 }
 
+void cli_chain(eelsvae_preprocess_options *chain, eelsvae_preset preset, double spatial_sigma, size_t mean_filter,
+               const eelsvae_cube *raw, double lo, double hi)
+{
+    cli_check(eelsvae_preprocess_options_init(chain, preset), "preprocess options");
+    if (!isnan(spatial_sigma)) chain->sigma[0] = chain->sigma[1] = spatial_sigma;
+    if (mean_filter || preset == EELSVAE_PRESET_PAPER) {
+        if (mean_filter) chain->mean_filter = mean_filter;
+        return;
+    }
+    double pcc = 0;
+    cli_check(eelsvae_preprocess_options_choose_mean_filter(chain, raw, lo, hi, &pcc), "noise estimate");
+    char range[64] = "the whole energy axis";
+    if (!isnan(lo)) snprintf(range, sizeof range, "%g … %g eV", lo, hi);
+    fprintf(stderr, "noise: a perfect reconstruction would reach PCC %.3f over %s after the blur; %s\n", pcc, range,
+            chain->mean_filter > 1 ? "below 0.95, so the chain pools each pixel with a 3 x 3 mean (--mean-filter 1: "
+                                     "none)"
+                                   : "no spatial mean needed (--mean-filter 3 pools neighbours)");
+}
+
 uint64_t cli_u64(const char *option, const char *text)
 {
     char *end = NULL;

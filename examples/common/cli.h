@@ -38,13 +38,22 @@ double cli_spatial_sigma(const char *option, const char *text);
 /* --mean-filter K: the chain's K × K spatial mean, K odd, 1 … 15. */
 size_t cli_mean_filter(const char *option, const char *text);
 #define CLI_MEAN_FILTER_HELP \
-    "  --mean-filter K         K x K spatial mean of the preprocessing, K odd (default\n" \
-    "                          1, none, with the fast preset; 3, the paper's, with the\n" \
-    "                          paper preset): pools each pixel with its neighbours, so\n" \
-    "                          at low counts regions several pixels wide stand out of\n" \
-    "                          the noise (3 takes PCA from chance to F1 0.96 on the\n" \
-    "                          realistic-noise benchmark) while a one-pixel feature\n" \
-    "                          keeps 1/K^2 of its signal\n"
+    "  --mean-filter K         K x K spatial mean of the preprocessing, K odd: pools\n" \
+    "                          each pixel with its neighbours, so that at low counts\n" \
+    "                          regions several pixels wide stand out of the noise,\n" \
+    "                          while a one-pixel feature keeps 1/K^2 of its signal\n" \
+    "                          and region rims smear (default: chosen for the SI's\n" \
+    "                          noise, 3 where a perfect reconstruction would reach\n" \
+    "                          PCC < 0.95 over the range, else 1; 3, the paper's,\n" \
+    "                          with --preset paper)\n"
+
+/* The preprocessing chain of `preset` with the programs' overrides:
+ * spatial_sigma (NAN: the preset's σ on y and x) and mean_filter (0: the
+ * paper preset's 3, or with the fast preset the choice of
+ * eelsvae_preprocess_options_choose_mean_filter for the noise of the raw
+ * cube over lo … hi eV (NaN: the whole axis), said on stderr). */
+void cli_chain(eelsvae_preprocess_options *chain, eelsvae_preset preset, double spatial_sigma, size_t mean_filter,
+               const eelsvae_cube *raw, double lo, double hi);
 #define CLI_SPATIAL_SIGMA_HELP \
     "  --spatial-sigma S       Gaussian blur of the preprocessing on y and x, pixels\n" \
     "                          (default 0.5, the paper's: it lowers the noise and\n" \

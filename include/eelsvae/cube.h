@@ -559,6 +559,58 @@ EELSVAE_API eelsvae_status eelsvae_preprocess_options_init_sized(eelsvae_preproc
  */
 EELSVAE_API eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eelsvae_preprocess_options *opt,
                                                    double *scale_lo, double *scale_hi);
+
+/**
+ * @brief The noise PCC below which eelsvae_preprocess_options_choose_mean_filter()
+ *        pools with a 3 × 3 mean: noise above about a tenth of the window's
+ *        variance after the blur (0.95² ≈ 0.90).
+ *
+ * Chosen on the realistic synthetic SI at doses 9 … 1000 (docs/preprocessing.md):
+ * at noise PCC 0.91 PCA without the mean ranks a 2.4 eV shift at average
+ * precision 0.58 and with it at 1.00; from 0.96 on the mean no longer helps
+ * at 2.4 eV and costs F1 by smearing each region's rim into its neighbours.
+ * @since 0.1.0
+ */
+#define EELSVAE_MEAN_FILTER_BELOW_PCC 0.95
+
+/**
+ * @brief Choose the chain's spatial mean for this SI's noise: 3 × 3 where
+ *        the noise would hide the signal, none where it would not.
+ *
+ * Estimates, from the raw cube alone, the median over pixels of the PCC
+ * between each spectrum over @p lo_ev … @p hi_ev and its noise-free
+ * expectation after the blur of @p opt (the quantity a perfect
+ * reconstruction would score, so the bulk's PCC at best): per pixel, the
+ * noise variance N from the second differences along energy (white noise:
+ * var(x[i−1] − 2x[i] + x[i+1]) = 6N; a spectrum that is smooth at the
+ * channel scale adds little), the signal variance S as the rest of the
+ * window's variance, and PCC = √(S / (S + g·N)) with g the share of the
+ * noise variance the blur passes. Spectra constant over the window are left
+ * out. On the synthetic SI the estimate is within 0.02 of the PCC measured
+ * against the noise-free cube; sharp features at a coarse dispersion (white
+ * lines a channel or two wide) count as noise and bias it low.
+ *
+ * Then sets @p opt's mean_filter to 3 when the estimate is below
+ * ::EELSVAE_MEAN_FILTER_BELOW_PCC, else 1, whatever it held; no other field
+ * changes. Call it on the raw cube, before eelsvae_cube_preprocess(), with
+ * the window the detection scores.
+ * @param opt Options whose blur (sigma) is read and whose mean_filter is set
+ *            (struct_size read first).
+ * @param cube The raw cube (counts; a calibrated energy axis unless the window is the whole axis).
+ * @param lo_ev Low end of the window, eV; NaN with @p hi_ev NaN: the whole
+ *              energy axis (no calibration needed), as the scorer's window.
+ * @param hi_ev High end of the window, eV; the window must hold at least 8 channels.
+ * @param[out] noise_pcc The estimate (may be NULL).
+ * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (NULL, bad options,
+ *         an empty window), ::EELSVAE_ERR_RANGE (uncalibrated energy axis, a
+ *         window outside it or of fewer than 8 channels),
+ *         ::EELSVAE_ERR_NUMERIC (every spectrum constant over the window),
+ *         ::EELSVAE_ERR_NOMEM.
+ * @since 0.1.0
+ */
+EELSVAE_API eelsvae_status eelsvae_preprocess_options_choose_mean_filter(eelsvae_preprocess_options *opt,
+                                                                         const eelsvae_cube *cube, double lo_ev,
+                                                                         double hi_ev, double *noise_pcc);
 /** @} */
 
 /** @name Synthetic BiFeO3-like spectrum image

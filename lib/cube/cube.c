@@ -143,8 +143,7 @@ eelsvae_status eelsvae_cube_spectrum(const eelsvae_cube *cube, size_t y, size_t 
     return EELSVAE_OK;
 }
 
-/* eelsvae_cube_energy_window(), its calibration refused in the name of `what`. */
-static eelsvae_status energy_window(const eelsvae_cube *cube, double lo_ev, double hi_ev, size_t *first,
+eelsvae_status evae_energy_window(const eelsvae_cube *cube, double lo_ev, double hi_ev, size_t *first,
                                     size_t *count, const char *what)
 {
     if (!cube || !first || !count) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "energy window: NULL argument");
@@ -176,13 +175,13 @@ static eelsvae_status energy_window(const eelsvae_cube *cube, double lo_ev, doub
 eelsvae_status eelsvae_cube_energy_window(const eelsvae_cube *cube, double lo_ev, double hi_ev, size_t *first,
                                           size_t *count)
 {
-    return energy_window(cube, lo_ev, hi_ev, first, count, "eelsvae_cube_energy_window");
+    return evae_energy_window(cube, lo_ev, hi_ev, first, count, "eelsvae_cube_energy_window");
 }
 
 eelsvae_status eelsvae_cube_crop_energy(const eelsvae_cube *cube, double lo_ev, double hi_ev, eelsvae_cube **out)
 {
     size_t first = 0, count = 0;
-    EVAE_TRY(energy_window(cube, lo_ev, hi_ev, &first, &count, "eelsvae_cube_crop_energy"));
+    EVAE_TRY(evae_energy_window(cube, lo_ev, hi_ev, &first, &count, "eelsvae_cube_crop_energy"));
     if (!out) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "crop_energy: NULL output pointer");
     eelsvae_cube *c = NULL;
     EVAE_TRY(evae_cube_alloc_like(cube, cube->ny, cube->nx, count, &c));

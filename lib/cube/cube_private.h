@@ -32,6 +32,11 @@ static inline bool evae_energy_calibrated(const eelsvae_cube *c)
  * numbers; ::EELSVAE_OK otherwise. */
 eelsvae_status evae_require_energy_calibrated(const eelsvae_cube *c, const char *what);
 
+/* eelsvae_cube_energy_window(), its calibration refused in the name of
+ * `what` (the public function). */
+eelsvae_status evae_energy_window(const eelsvae_cube *cube, double lo_ev, double hi_ev, size_t *first,
+                                  size_t *count, const char *what);
+
 /* Pixels (ny·nx) and samples (ny·nx·ne) of a valid cube: cannot overflow,
  * since the cube was allocated. */
 static inline size_t evae_cube_pixels(const eelsvae_cube *c)

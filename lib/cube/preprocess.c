@@ -965,3 +965,83 @@ eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eelsvae_preproc
     if (scale_hi) *scale_hi = hi;
     return EELSVAE_OK;
 }
+
+/* ---- the noise level, and the spatial mean it calls for ------------------ */
+
+enum { NOISE_MIN_CHANNELS = 8 }; /* fewer, and the second differences say little about the noise */
+
+/* Σ w²: the share of white noise's variance a normalised kernel lets through. */
+static double noise_gain(double sigma)
+{
+    if (sigma == 0.0) return 1.0;
+    sym_kernel k = {0, NULL};
+    /* Never folded (n large): the gain of the kernel itself, whatever the axis. */
+    if (gaussian_kernel(sigma, SIZE_MAX / 4, &k) != EELSVAE_OK) return 1.0;
+    double gain = k.h[0] * k.h[0];
+    for (size_t j = 1; j <= k.radius; j++) gain += 2.0 * k.h[j] * k.h[j];
+    kernel_free(&k);
+    return gain;
+}
+
+/* The PCC a perfect reconstruction would reach on this spectrum after a
+ * blur that passes `gain` of the noise's variance: √(S / (S + gain·N)),
+ * S the signal's variance over the window, N the noise's. N comes from the
+ * second differences, which a spectrum smooth at the channel scale leaves to
+ * the noise alone (white noise: var(x[i−1] − 2x[i] + x[i+1]) = 6σ²); S is
+ * what the spectrum varies by beyond it. NaN for a flat spectrum. */
+static double spectrum_noise_pcc(const float *s, size_t n, double gain)
+{
+    double mean = 0.0;
+    for (size_t i = 0; i < n; i++) mean += s[i];
+    mean /= (double)n;
+    double total = 0.0, curvature = 0.0;
+    for (size_t i = 0; i < n; i++) total += ((double)s[i] - mean) * ((double)s[i] - mean);
+    for (size_t i = 1; i + 1 < n; i++) {
+        double d = (double)s[i - 1] - 2.0 * (double)s[i] + (double)s[i + 1];
+        curvature += d * d;
+    }
+    double noise = curvature / (6.0 * (double)(n - 2)), variance = total / (double)n;
+    if (!(variance > 0.0)) return NAN;
+    double signal = variance > noise ? variance - noise : 0.0;
+    return sqrt(signal / (signal + gain * noise));
+}
+
+eelsvae_status eelsvae_preprocess_options_choose_mean_filter(eelsvae_preprocess_options *opt,
+                                                             const eelsvae_cube *cube, double lo_ev, double hi_ev,
+                                                             double *noise_pcc)
+{
+    static const char *const fn = "eelsvae_preprocess_options_choose_mean_filter";
+    if (!opt || !cube) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "%s: NULL options or cube", fn);
+    eelsvae_preprocess_options o;
+    eelsvae_preprocess_options_init(&o, EELSVAE_PRESET_PAPER);
+    EVAE_TRY(evae_read_options(&o, sizeof o, opt, fn));
+    EVAE_TRY(check_options(&o));
+    size_t first = 0, n = cube->ne;
+    if (!(isnan(lo_ev) && isnan(hi_ev))) EVAE_TRY(evae_energy_window(cube, lo_ev, hi_ev, &first, &n, fn));
+    if (n < NOISE_MIN_CHANNELS)
+        return evae_fail(EELSVAE_ERR_RANGE,
+                         "%s: the window %g:%g holds %zu channels; estimating the noise needs at least %d (widen "
+                         "the window)",
+                         fn, lo_ev, hi_ev, n, NOISE_MIN_CHANNELS);
+    size_t pixels = evae_cube_pixels(cube);
+    double *pcc = NULL;
+    EVAE_TRY(evae_alloc_array(pixels, sizeof(double), (void **)&pcc, "noise estimate"));
+    double gain = noise_gain(o.sigma[0]) * noise_gain(o.sigma[1]) * noise_gain(o.sigma[2]);
+    int nt = evae_threads();
+    (void)nt;
+    EVAE_OMP("omp parallel for num_threads(nt) schedule(static)")
+    for (size_t p = 0; p < pixels; p++) pcc[p] = spectrum_noise_pcc(cube->data + p * cube->ne + first, n, gain);
+    size_t kept = 0; /* flat spectra (an empty detector region) say nothing of the noise */
+    for (size_t p = 0; p < pixels; p++)
+        if (!isnan(pcc[p])) pcc[kept++] = pcc[p];
+    if (!kept) {
+        evae_free(pcc);
+        return evae_fail(EELSVAE_ERR_NUMERIC, "%s: every spectrum is constant over %g:%g; there is no signal to "
+                         "measure the noise against", fn, lo_ev, hi_ev);
+    }
+    double median = evae_median_doubles(pcc, kept);
+    evae_free(pcc);
+    o.mean_filter = median < EELSVAE_MEAN_FILTER_BELOW_PCC ? 3 : 1;
+    if (noise_pcc) *noise_pcc = median;
+    return evae_write_options(opt, opt->struct_size, &o, sizeof o, fn);
+}

@@ -84,3 +84,31 @@ def test_options_objects(rng):
         cube.preprocess(mean_filter=4)                 # even: invalid, and names the field
     assert info.value.status == Status.INVALID_ARGUMENT and "mean_filter" in info.value.message
     np.testing.assert_array_equal(cube.to_numpy(), before)   # unchanged on failure
+
+
+def _noise_pcc_numpy(a, first, n, sigma):
+    """The estimate of eelsvae_preprocess_options_choose_mean_filter, in NumPy."""
+    x = a[:, :, first:first + n].astype(np.float64)
+    d2 = x[:, :, 2:] - 2 * x[:, :, 1:-1] + x[:, :, :-2]
+    noise = (d2 ** 2).sum(axis=2) / (6.0 * (n - 2))
+    variance = x.var(axis=2)
+    r = int(4 * sigma + 0.5)
+    w = np.exp(-np.arange(-r, r + 1) ** 2 / (2 * sigma * sigma))
+    gain = (np.sum((w / w.sum()) ** 2)) ** 3
+    signal = np.clip(variance - noise, 0, None)
+    return float(np.median(np.sqrt(signal / (signal + gain * noise))))
+
+
+@pytest.mark.parametrize("amplitude, want", [(400.0, 1), (15.0, 3)])
+def test_choose_mean_filter_matches_numpy(rng, amplitude, want):
+    # A smooth peak over Poisson noise: strong, the mean is not needed; weak, it is.
+    e = np.arange(60, dtype=np.float64)
+    peak = amplitude * np.exp(-0.5 * ((e - 30) / 6.0) ** 2)
+    a = rng.poisson(100.0 + peak, size=(10, 12, 60)).astype(np.float32)
+    cube = eelsvae.Cube.from_numpy(a, energy=(500.0, 0.5, "eV"))
+    opt = eelsvae.PreprocessOptions(preset="fast")
+    pcc = opt.choose_mean_filter(cube, (505.0, 525.0))
+    assert pcc == pytest.approx(_noise_pcc_numpy(a, 10, 41, 0.5), abs=1e-9)
+    assert opt.mean_filter == want
+    with pytest.raises(EelsvaeError):
+        opt.choose_mean_filter(cube, (505.0, 507.0))
