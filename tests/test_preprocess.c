@@ -408,40 +408,79 @@ static void test_scale(void **state)
 static void test_mean_filter_by_hand(void **state)
 {
     (void)state;
-    float v[18];
-    for (int i = 0; i < 9; i++) {
+    /* One row of 5 pixels, 2 channels, k = 3: the windows are pixels 0–2,
+     * 0–2, 1–3, 2–4, 2–4 (shifted inward at the ends, never mirrored), so
+     * 1 2 3 4 5 → 2 2 3 4 4; the column of one pixel is left alone. */
+    float v[10];
+    for (int i = 0; i < 5; i++) {
         v[2 * i] = (float)(i + 1);
         v[2 * i + 1] = 10.0f * (float)(i + 1);
     }
-    eelsvae_cube *c = cube_from(v, 3, 3, 2);
+    eelsvae_cube *c = cube_from(v, 1, 5, 2);
     assert_ok(eelsvae_cube_mean_filter(c, 3));
-    const double thirds[9] = {7, 9, 11, 13, 15, 17, 19, 21, 23};
-    double expected[18];
-    for (int i = 0; i < 9; i++) {
-        expected[2 * i] = thirds[i] / 3.0;
-        expected[2 * i + 1] = 10.0 * thirds[i] / 3.0;
+    const double want[5] = {2, 2, 3, 4, 4};
+    double expected[10];
+    for (int i = 0; i < 5; i++) {
+        expected[2 * i] = want[i];
+        expected[2 * i + 1] = 10.0 * want[i];
     }
-    assert_samples_close(eelsvae_cube_data(c), expected, 18, 1e-6, 1e-6, "3x3 mean");
+    assert_samples_close(eelsvae_cube_data(c), expected, 10, 1e-6, 1e-6, "3-wide mean along a row");
     eelsvae_cube_free(c);
 }
 
-/* Brute force: average the k × k mirrored window in double. */
+/* Noise falls alike everywhere: on independent unit-variance noise every
+ * pixel of a 3 × 3 mean, the frame and corners included, averages nine
+ * distinct pixels, so its variance over many channels is 1/9 (a mirrored
+ * window would leave an edge 5/27 and a corner 25/81). */
+static void test_mean_filter_uniform_noise(void **state)
+{
+    (void)state;
+    enum { NY = 5, NX = 4, NE = 20000 };
+    eelsvae_cube *c = tu_random_cube(NY, NX, NE, 77); /* uniform on [0, 1): variance 1/12 */
+    assert_ok(eelsvae_cube_mean_filter(c, 3));
+    const float *d = eelsvae_cube_data(c);
+    for (size_t p = 0; p < NY * NX; p++) {
+        double m = 0, v = 0;
+        for (size_t e = 0; e < NE; e++) m += d[p * NE + e];
+        m /= NE;
+        for (size_t e = 0; e < NE; e++) v += (d[p * NE + e] - m) * (d[p * NE + e] - m);
+        v /= NE - 1;
+        if (!(fabs(v * 12.0 * 9.0 - 1.0) < 0.05))
+            fail_msg("pixel %zu: variance %.5f x 108 = %.3f, expected 1 (nine distinct pixels)", p, v, v * 108.0);
+    }
+    eelsvae_cube_free(c);
+}
+
+/* The window of pixel i on an axis of n: k wide (all n when shorter),
+ * centred, shifted inward at the ends. */
+static void inward_window(size_t i, size_t n, size_t k, size_t *first, size_t *width)
+{
+    size_t w = k < n ? k : n, r = k / 2;
+    size_t f = i > r ? i - r : 0;
+    if (f + w > n) f = n - w;
+    *first = f;
+    *width = w;
+}
+
+/* Brute force: average the window's pixels in double. */
 static void brute_mean(const float *src, size_t ny, size_t nx, size_t ne, size_t k, double *out)
 {
-    long r = (long)k / 2;
     for (size_t y = 0; y < ny; y++)
-        for (size_t x = 0; x < nx; x++)
+        for (size_t x = 0; x < nx; x++) {
+            size_t fy, wy, fx, wx;
+            inward_window(y, ny, k, &fy, &wy);
+            inward_window(x, nx, k, &fx, &wx);
             for (size_t e = 0; e < ne; e++) {
                 double s = 0.0;
-                for (long dy = -r; dy <= r; dy++)
-                    for (long dx = -r; dx <= r; dx++)
-                        s += src[(mirror((long)y + dy, ny) * nx + mirror((long)x + dx, nx)) * ne + e];
-                out[(y * nx + x) * ne + e] = s / (double)(k * k);
+                for (size_t v = fy; v < fy + wy; v++)
+                    for (size_t u = fx; u < fx + wx; u++) s += src[(v * nx + u) * ne + e];
+                out[(y * nx + x) * ne + e] = s / (double)(wy * wx);
             }
+        }
 }
 
 /* Windows up to many times wider than the cube (k = 21 on 3 × 4), where
- * the window wraps the mirrored axis several times over. */
+ * each pixel averages the whole axis. */
 static void test_mean_filter_brute_force(void **state)
 {
     (void)state;
@@ -1076,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_percentiles_bad_input),
         cmocka_unit_test(test_scale),
         cmocka_unit_test(test_mean_filter_by_hand),
+        cmocka_unit_test(test_mean_filter_uniform_noise),
         cmocka_unit_test(test_mean_filter_brute_force),
         cmocka_unit_test(test_median_filter_by_hand),
         cmocka_unit_test(test_median_filter_brute_force),

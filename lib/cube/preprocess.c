@@ -105,32 +105,6 @@ static eelsvae_status gaussian_kernel(double sigma, size_t n, sym_kernel *out)
     return EELSVAE_OK;
 }
 
-/* scipy.ndimage.uniform_filter1d of odd size `side`: weight 1/side on the
- * offsets −r … r, r = (side − 1)/2, folded onto n when longer. The folded
- * weight of slot j counts the offsets in [−r, r] congruent to j mod 2n. */
-static eelsvae_status box_kernel(size_t side, size_t n, sym_kernel *out)
-{
-    size_t r = (side - 1) / 2;
-    size_t radius = r < n ? r : n;
-    double *h = NULL;
-    EVAE_TRY(evae_alloc_zeros(radius + 1, sizeof(double), (void **)&h, "mean filter kernel"));
-    if (r <= n) {
-        for (size_t j = 0; j <= radius; j++) h[j] = 1.0 / (double)side;
-    } else {
-        size_t period = 2 * n;
-        for (size_t j = 0; j <= n; j++) {
-            /* Offsets m − r for m in [0, 2r] with m ≡ j + r (mod 2n). */
-            size_t first = (j % period + r % period) % period;
-            size_t count = (side - 1 - first) / period + 1;
-            h[j] = (double)count / (double)side;
-        }
-        h[n] *= 0.5;
-    }
-    out->radius = radius;
-    out->h = h;
-    return EELSVAE_OK;
-}
-
 /* ---- per-thread line buffers ----------------------------------------------- */
 
 /* Doubles each thread needs to filter one line along any axis: the y or x
@@ -192,9 +166,47 @@ static void convolve_vectors(const double *restrict src, size_t n, size_t ne, co
     }
 }
 
+/* The mean of the `side` consecutive vectors nearest each one: centred
+ * where the line allows, shifted inward at its ends, the whole line when it
+ * is shorter. Every output averages the same number of distinct inputs, so
+ * the noise falls alike across the scan; a mirrored window (SciPy's
+ * uniform_filter) counts an edge pixel twice, and a 3 × 3 mean then leaves
+ * the scan's one-pixel frame noisier than its bulk: on a noisy SI, a frame
+ * of false alarms. Sums run left to right in double. */
+static void box_vectors(const double *restrict src, size_t n, size_t ne, size_t side, double *restrict acc,
+                        float *restrict out, size_t stride)
+{
+    size_t width = side < n ? side : n, r = (side - 1) / 2;
+    for (size_t i = 0; i < n; i++) {
+        size_t first = i > r ? i - r : 0;
+        if (first + width > n) first = n - width;
+        for (size_t e = 0; e < ne; e++) acc[e] = 0.0;
+        for (size_t j = first; j < first + width; j++) {
+            const double *v = src + j * ne;
+            for (size_t e = 0; e < ne; e++) acc[e] += v[e];
+        }
+        float *o = out + i * stride;
+        for (size_t e = 0; e < ne; e++) o[e] = (float)(acc[e] / (double)width);
+    }
+}
+
+/* One pass along y or x: a symmetric kernel on the mirrored axis (the
+ * blur), or, with box > 1, the inward box of box_vectors (the mean). */
+typedef struct line_filter {
+    const sym_kernel *kernel;
+    size_t box;
+} line_filter;
+
+static void filter_line(const double *src, size_t n, size_t ne, const line_filter *f, double *acc, float *out,
+                        size_t stride)
+{
+    if (f->box > 1) box_vectors(src, n, ne, f->box, acc, out, stride);
+    else convolve_vectors(src, n, ne, f->kernel, acc, out, stride);
+}
+
 /* Along y: one column of spectra (fixed x) at a time, gathered into the
  * thread's buffer so the in-place write cannot disturb the input. */
-static void filter_axis_y(eelsvae_cube *cube, const sym_kernel *k, const line_workspace *ws)
+static void filter_axis_y(eelsvae_cube *cube, const line_filter *f, const line_workspace *ws)
 {
     size_t ny = cube->ny, nx = cube->nx, ne = cube->ne;
     float *data = cube->data;
@@ -208,12 +220,12 @@ static void filter_axis_y(eelsvae_cube *cube, const sym_kernel *k, const line_wo
             const float *s = data + (y * nx + x) * ne;
             for (size_t e = 0; e < ne; e++) line[y * ne + e] = s[e];
         }
-        convolve_vectors(line, ny, ne, k, acc, data + x * ne, nx * ne);
+        filter_line(line, ny, ne, f, acc, data + x * ne, nx * ne);
     }
 }
 
 /* Along x: one row of spectra (fixed y) at a time. */
-static void filter_axis_x(eelsvae_cube *cube, const sym_kernel *k, const line_workspace *ws)
+static void filter_axis_x(eelsvae_cube *cube, const line_filter *f, const line_workspace *ws)
 {
     size_t ny = cube->ny, nx = cube->nx, ne = cube->ne;
     float *data = cube->data;
@@ -225,7 +237,7 @@ static void filter_axis_x(eelsvae_cube *cube, const sym_kernel *k, const line_wo
         double *acc = line + nx * ne;
         const float *s = data + y * nx * ne;
         for (size_t i = 0; i < nx * ne; i++) line[i] = s[i];
-        convolve_vectors(line, nx, ne, k, acc, data + y * nx * ne, ne);
+        filter_line(line, nx, ne, f, acc, data + y * nx * ne, ne);
     }
 }
 
@@ -296,8 +308,9 @@ static eelsvae_status blur_plan_build(const eelsvae_cube *cube, const double sig
 
 static void blur_apply(eelsvae_cube *cube, const blur_plan *plan, const line_workspace *ws)
 {
-    if (plan->axis[0].radius > 0) filter_axis_y(cube, &plan->axis[0], ws);
-    if (plan->axis[1].radius > 0) filter_axis_x(cube, &plan->axis[1], ws);
+    const line_filter y = {&plan->axis[0], 1}, x = {&plan->axis[1], 1};
+    if (plan->axis[0].radius > 0) filter_axis_y(cube, &y, ws);
+    if (plan->axis[1].radius > 0) filter_axis_x(cube, &x, ws);
     if (plan->axis[2].radius > 0) filter_axis_e(cube, &plan->axis[2], ws);
 }
 
@@ -553,32 +566,13 @@ static eelsvae_status check_side(size_t k, size_t max, const char *what, const c
     return EELSVAE_OK;
 }
 
-/* Box kernels for the y and x passes (radius 0 when k = 1). */
-typedef struct mean_plan {
-    sym_kernel y, x;
-} mean_plan;
-
-static void mean_plan_free(mean_plan *plan)
+/* A k × k mean is a box pass along y, then one along x (k = 1: none). */
+static void mean_apply(eelsvae_cube *cube, size_t k, const line_workspace *ws)
 {
-    kernel_free(&plan->y);
-    kernel_free(&plan->x);
-}
-
-static eelsvae_status mean_plan_build(const eelsvae_cube *cube, size_t k, mean_plan *plan)
-{
-    memset(plan, 0, sizeof *plan);
-    if (k == 1) return EELSVAE_OK;
-    EVAE_TRY(box_kernel(k, cube->ny, &plan->y));
-    eelsvae_status st = box_kernel(k, cube->nx, &plan->x);
-    if (st != EELSVAE_OK) mean_plan_free(plan);
-    return st;
-}
-
-/* uniform_filter with size (k, k, 1) is two separable box passes. */
-static void mean_apply(eelsvae_cube *cube, const mean_plan *plan, const line_workspace *ws)
-{
-    if (plan->y.radius > 0) filter_axis_y(cube, &plan->y, ws);
-    if (plan->x.radius > 0) filter_axis_x(cube, &plan->x, ws);
+    if (k == 1) return;
+    const line_filter box = {NULL, k};
+    filter_axis_y(cube, &box, ws);
+    filter_axis_x(cube, &box, ws);
 }
 
 eelsvae_status eelsvae_cube_mean_filter(eelsvae_cube *cube, size_t k)
@@ -586,14 +580,11 @@ eelsvae_status eelsvae_cube_mean_filter(eelsvae_cube *cube, size_t k)
     if (!cube) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "mean filter: NULL cube");
     EVAE_TRY(check_side(k, SIZE_MAX, "mean filter", "k"));
     if (k == 1) return EELSVAE_OK;
-    mean_plan plan;
-    EVAE_TRY(mean_plan_build(cube, k, &plan));
     line_workspace ws = {0, 0, NULL};
-    eelsvae_status st = workspace_alloc(cube, &ws);
-    if (st == EELSVAE_OK) mean_apply(cube, &plan, &ws);
+    EVAE_TRY(workspace_alloc(cube, &ws));
+    mean_apply(cube, k, &ws);
     workspace_free(&ws);
-    mean_plan_free(&plan);
-    return st;
+    return EELSVAE_OK;
 }
 
 /* ---- median filter ------------------------------------------------------------ */
@@ -891,7 +882,6 @@ static eelsvae_status check_cube_values(const eelsvae_cube *cube, int need_range
  * running out of memory leaves the cube as it was. */
 typedef struct chain_resources {
     blur_plan blur;
-    mean_plan mean;
     line_workspace ws;
     median_scratch median;
     float *copy; /* percentile scratch, then the median filter's source */
@@ -900,7 +890,6 @@ typedef struct chain_resources {
 static void chain_free(chain_resources *res)
 {
     blur_plan_free(&res->blur);
-    mean_plan_free(&res->mean);
     workspace_free(&res->ws);
     median_scratch_free(&res->median);
     evae_free(res->copy);
@@ -912,7 +901,6 @@ static eelsvae_status chain_alloc(const eelsvae_cube *cube, const eelsvae_prepro
 {
     memset(res, 0, sizeof *res);
     EVAE_TRY(blur_plan_build(cube, o->sigma, &res->blur));
-    EVAE_TRY(mean_plan_build(cube, o->mean_filter, &res->mean));
     EVAE_TRY(workspace_alloc(cube, &res->ws));
     if (o->median_filter > 1) EVAE_TRY(median_scratch_alloc(cube, o->median_filter, &res->median));
     if (!o->use_fixed_scaling || o->median_filter > 1)
@@ -937,7 +925,7 @@ static eelsvae_status chain_run(eelsvae_cube *cube, const eelsvae_preprocess_opt
                              o->percentile_lo, o->percentile_hi, *lo);
     }
     scale_apply(cube, *lo, *hi);
-    mean_apply(cube, &res->mean, &res->ws);
+    mean_apply(cube, o->mean_filter, &res->ws);
     if (o->median_filter > 1) {
         copy_samples(cube, res->copy);
         median_apply(cube, o->median_filter, res->copy, &res->median);

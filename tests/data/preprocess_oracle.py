@@ -2,7 +2,8 @@
 """SciPy/NumPy oracle for tests/test_preprocess.c.
 
 Reads a cube as RAW little-endian float32 (shape on the command line), applies
-the requested scipy.ndimage filters / numpy.percentile in float64 and writes
+the requested scipy.ndimage filters (the mean filter in NumPy: its window
+shifts inward at the edges) / numpy.percentile in float64 and writes
 each result as RAW little-endian float32 (or a text line for numbers) into
 OUTDIR, numbered in the order the options were given:
 
@@ -39,8 +40,18 @@ def blur(cube, sigma):
     return ndi.gaussian_filter(cube, sigma=sigma, mode="reflect", truncate=4.0)
 
 
+def inward_box(a, k, axis):
+    """Mean of the k consecutive samples nearest each one along axis: the
+    window centred where it fits, shifted inward at the ends, the whole axis
+    when shorter (the library's mean filter; not SciPy's mirrored one)."""
+    n = a.shape[axis]
+    w, r = min(k, n), (k - 1) // 2
+    valid = sum(np.take(a, np.arange(j, j + n - w + 1), axis=axis) for j in range(w)) / w
+    return np.take(valid, np.clip(np.arange(n) - r, 0, n - w), axis=axis)
+
+
 def mean(cube, k):
-    return ndi.uniform_filter(cube, size=(k, k, 1), mode="reflect")
+    return inward_box(inward_box(cube, k, 0), k, 1)
 
 
 def median(cube, k):

@@ -260,7 +260,7 @@ class Cube(Handle):
         lib.eelsvae_cube_scale(self._h, lo, hi)
 
     def mean_filter(self, k):
-        """k × k spatial mean filter in place (k odd)."""
+        """k × k spatial mean filter in place (k odd): the k × k block nearest each pixel, shifted inward at the edges."""
         lib.eelsvae_cube_mean_filter(self._h, k)
 
     def median_filter(self, k):

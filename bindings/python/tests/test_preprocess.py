@@ -8,6 +8,26 @@ from eelsvae import EelsvaeError, Status
 ndimage = pytest.importorskip("scipy.ndimage")
 
 
+def _inward_box(a, k, axis):
+    """Mean of the k samples nearest each one along axis, the window shifted
+    inward at the ends (all of the axis when shorter): the library's mean."""
+    n = a.shape[axis]
+    w, r = min(k, n), (k - 1) // 2
+    out = np.empty_like(a)
+    for i in range(n):
+        first = min(max(i - r, 0), n - w)
+        idx = [slice(None)] * a.ndim
+        idx[axis] = i
+        window = [slice(None)] * a.ndim
+        window[axis] = slice(first, first + w)
+        out[tuple(idx)] = a[tuple(window)].mean(axis=axis)
+    return out
+
+
+def _inward_mean(a, k):
+    return _inward_box(_inward_box(a, k, 0), k, 1)
+
+
 def _cube(rng, shape=(9, 11, 40)):
     a = rng.gamma(3.0, 50.0, size=shape).astype(np.float32)
     return eelsvae.Cube.from_numpy(a), a
@@ -36,12 +56,11 @@ def test_scale_clips_to_unit_interval(rng):
 
 
 @pytest.mark.parametrize("k", [1, 3, 5])
-def test_mean_and_median_filters_match_scipy(rng, k):
+def test_mean_and_median_filters_match_numpy_and_scipy(rng, k):
     cube, a = _cube(rng, (8, 10, 6))
     twin = cube.copy()
     cube.mean_filter(k)
-    np.testing.assert_allclose(cube.to_numpy(), ndimage.uniform_filter(a.astype(np.float64), size=(k, k, 1),
-                                                                       mode="reflect"), rtol=2e-6, atol=1e-4)
+    np.testing.assert_allclose(cube.to_numpy(), _inward_mean(a.astype(np.float64), k), rtol=2e-6, atol=1e-4)
     twin.median_filter(k)
     np.testing.assert_array_equal(twin.to_numpy(), ndimage.median_filter(a, size=(k, k, 1), mode="reflect"))
 
@@ -54,7 +73,7 @@ def test_preprocess_chain_matches_numpy_and_returns_the_scaling(rng):
     assert lo == pytest.approx(want_lo, rel=1e-4)
     assert hi == pytest.approx(want_hi, rel=1e-4)
     scaled = np.clip((blurred - lo) / (hi - lo), 0.0, 1.0)
-    want = ndimage.uniform_filter(scaled, size=(3, 3, 1), mode="reflect")
+    want = _inward_mean(scaled, 3)
     np.testing.assert_allclose(cube.to_numpy(), want, rtol=0, atol=5e-5)
 
 
