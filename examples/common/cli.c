@@ -100,10 +100,12 @@ void cli_chain(eelsvae_preprocess_options *chain, eelsvae_preset preset, double 
     cli_check(eelsvae_preprocess_options_choose_mean_filter(chain, raw, lo, hi, &pcc), "noise estimate");
     char range[64] = "the whole energy axis";
     if (!isnan(lo)) snprintf(range, sizeof range, "%g … %g eV", lo, hi);
-    fprintf(stderr, "noise: a perfect reconstruction would reach PCC %.3f over %s after the blur; %s\n", pcc, range,
-            chain->mean_filter > 1 ? "below 0.95, so the chain pools each pixel with a 3 x 3 mean (--mean-filter 1: "
-                                     "none)"
-                                   : "no spatial mean needed (--mean-filter 3 pools neighbours)");
+    fprintf(stderr, "noise: a perfect reconstruction would reach PCC %.3f over %s after the blur; ", pcc, range);
+    if (chain->mean_filter > 1)
+        fprintf(stderr, "below %.2f, so the chain pools each pixel with a %zu x %zu mean (--mean-filter 1: none)\n",
+                EELSVAE_MEAN_FILTER_BELOW_PCC, chain->mean_filter, chain->mean_filter);
+    else
+        fprintf(stderr, "no spatial mean needed (--mean-filter 3 pools neighbours)\n");
 }
 
 uint64_t cli_u64(const char *option, const char *text)

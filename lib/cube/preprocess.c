@@ -958,17 +958,22 @@ eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eelsvae_preproc
 
 enum { NOISE_MIN_CHANNELS = 8 }; /* fewer, and the second differences say little about the noise */
 
-/* Σ w²: the share of white noise's variance a normalised kernel lets through. */
-static double noise_gain(double sigma)
+/* The share of white noise's variance the blur lets through: the product
+ * over the axes of Σ w² of each normalised kernel. */
+static eelsvae_status blur_noise_gain(const double sigma[3], double *gain)
 {
-    if (sigma == 0.0) return 1.0;
-    sym_kernel k = {0, NULL};
-    /* Never folded (n large): the gain of the kernel itself, whatever the axis. */
-    if (gaussian_kernel(sigma, SIZE_MAX / 4, &k) != EELSVAE_OK) return 1.0;
-    double gain = k.h[0] * k.h[0];
-    for (size_t j = 1; j <= k.radius; j++) gain += 2.0 * k.h[j] * k.h[j];
-    kernel_free(&k);
-    return gain;
+    *gain = 1.0;
+    for (int a = 0; a < 3; a++) {
+        if (sigma[a] == 0.0) continue;
+        sym_kernel k = {0, NULL};
+        /* Never folded (n large): the gain of the kernel itself, whatever the axis. */
+        EVAE_TRY(gaussian_kernel(sigma[a], SIZE_MAX / 4, &k));
+        double g = k.h[0] * k.h[0];
+        for (size_t j = 1; j <= k.radius; j++) g += 2.0 * k.h[j] * k.h[j];
+        kernel_free(&k);
+        *gain *= g;
+    }
+    return EELSVAE_OK;
 }
 
 /* The PCC a perfect reconstruction would reach on this spectrum after a
@@ -1011,10 +1016,11 @@ eelsvae_status eelsvae_preprocess_options_choose_mean_filter(eelsvae_preprocess_
                          "%s: the window %g:%g holds %zu channels; estimating the noise needs at least %d (widen "
                          "the window)",
                          fn, lo_ev, hi_ev, n, NOISE_MIN_CHANNELS);
+    double gain = 1.0;
+    EVAE_TRY(blur_noise_gain(o.sigma, &gain));
     size_t pixels = evae_cube_pixels(cube);
     double *pcc = NULL;
     EVAE_TRY(evae_alloc_array(pixels, sizeof(double), (void **)&pcc, "noise estimate"));
-    double gain = noise_gain(o.sigma[0]) * noise_gain(o.sigma[1]) * noise_gain(o.sigma[2]);
     int nt = evae_threads();
     (void)nt;
     EVAE_OMP("omp parallel for num_threads(nt) schedule(static)")
