@@ -260,13 +260,15 @@ static void make_or_load_si(bench *b)
     stage_end(b, b->a.cube ? "load SI" : "synthesise SI");
 }
 
-/* The paper's chain on the clean SI; its scaling is reused for every
- * injected SI so that PCA sees them exactly as the VAE's training data. */
+/* The chain on the clean SI; its scaling is reused for every injected SI
+ * so that PCA sees them exactly as the VAE's training data. */
 static eelsvae_cube *preprocess_clean(bench *b)
 {
-    stage_begin(b, "preprocessing the clean SI (paper chain)");
+    stage_begin(b, "preprocessing the clean SI");
     cli_chain(&b->pp, b->a.preset, b->a.spatial_sigma, b->a.mean_filter, b->raw, WIN_LO, WIN_HI);
-    b->a.mean_filter = b->pp.mean_filter; /* one chain for every method and SI */
+    /* One chain for every method and SI: what was chosen is given from now on. */
+    b->a.mean_filter = b->pp.mean_filter;
+    b->a.spatial_sigma = b->pp.sigma[0];
     eelsvae_cube *pp = NULL;
     double lo = 0, hi = 0;
     cli_check(eelsvae_cube_copy(b->raw, &pp), "copy");
@@ -294,6 +296,17 @@ static int train_progress(void *user, const eelsvae_train_progress *p)
     return 0;
 }
 
+/* The report's words for the chain PCA and the VAE's training used. */
+static const char *chain_text(const bench *b)
+{
+    static char text[256];
+    snprintf(text, sizeof text,
+             "blur σ %g on y and x and %g on energy, 1st–99th percentile scaling of the clean SI, then a %zu × %zu "
+             "spatial mean (1 × 1: none)",
+             b->pp.sigma[0], b->pp.sigma[2], b->pp.mean_filter, b->pp.mean_filter);
+    return text;
+}
+
 /* The model of an earlier run, so that scoring can be re-run without training. */
 static void load_model(bench *b)
 {
@@ -301,9 +314,8 @@ static void load_model(bench *b)
     cli_check(eelsvae_model_load(b->a.model, &b->model), b->a.model);
     snprintf(b->rep.setup, sizeof b->rep.setup,
              "Model: loaded from %s (%zu parameters), not trained in this run. PCA: centred, on the full energy "
-             "range after the paper's chain with a %zu × %zu spatial mean (1 × 1: none). Threads %d. Built with %s.",
-             b->a.model, eelsvae_model_parameter_count(b->model), b->a.mean_filter, b->a.mean_filter,
-             eelsvae_threads(), __VERSION__);
+             "range after the chain (%s). Threads %d. Built with %s.",
+             b->a.model, eelsvae_model_parameter_count(b->model), chain_text(b), eelsvae_threads(), __VERSION__);
     stage_end(b, "load VAE");
 }
 
@@ -352,19 +364,19 @@ static void train(bench *b)
     eelsvae_train_options to;
     eelsvae_preprocess_options chain;
     training_options(b, &mo, &to, &chain);
-    char path[4096];
+    char path[4096], steps[64] = "";
+    if (to.min_steps) snprintf(steps, sizeof steps, " (more if needed for %zu steps)", to.min_steps);
     snprintf(path, sizeof path, "%s/model.evae", b->a.out);
     cli_check(eelsvae_model_save(b->model, path, 0), path);
     snprintf(b->rep.setup, sizeof b->rep.setup,
              "Model: %s preset, %zu parameters, tiles %zu × %zu × %zu channels from %g eV, latent %zu; "
-             "%zu epochs, batch %zu, tile stride %zu; reconstruction tile stride %zu. PCA: centred, no Poisson weighting, on the full energy range "
-             "after the paper's chain (blur σ 0.5, 1st–99th percentile scaling of the clean SI, "
-             "then a %zu × %zu spatial mean, 1 × 1 meaning none; the VAE's training used the same chain). Threads %d. Built with %s.",
+             "%zu epochs%s, batch %zu, tile stride %zu; reconstruction tile stride %zu. "
+             "PCA: centred, no Poisson weighting, on the full energy range after the chain (%s; the VAE's training "
+             "used the same chain). Threads %d. Built with %s.",
              b->a.preset == EELSVAE_PRESET_FAST ? "fast" : "paper", eelsvae_model_parameter_count(b->model), mo.tile,
-             mo.tile, mo.energy_channels, mo.energy_start, mo.latent, to.epochs, to.batch,
+             mo.tile, mo.energy_channels, mo.energy_start, mo.latent, to.epochs, steps, to.batch,
              to.tile_stride ? to.tile_stride : mo.tile, b->a.recon_stride ? b->a.recon_stride : mo.tile / 2,
-             b->a.mean_filter, b->a.mean_filter, eelsvae_threads(),
-             __VERSION__);
+             chain_text(b), eelsvae_threads(), __VERSION__);
     stage_end(b, "train VAE");
 }
 

@@ -53,7 +53,7 @@ int main(int argc, char **argv)
     if (!st && edge_name) st = eelsvae_edge_lookup(edge_name, &edge); /* or over an edge's window */
     if (!st && edge_name) st = eelsvae_edge_window(&edge, &so.window_lo, &so.window_hi);
     if (!st) st = eelsvae_preprocess_options_init(&pre, EELSVAE_PRESET_FAST); /* blur, 1–99 % scaling, */
-    if (!st) st = eelsvae_preprocess_options_choose_mean_filter(&pre, cube, so.window_lo, so.window_hi, NULL);
+    if (!st) st = eelsvae_preprocess_options_choose_spatial(&pre, cube, so.window_lo, so.window_hi, NULL);
     if (!st) st = eelsvae_cube_preprocess(cube, &pre, NULL, NULL); /* and a 3 × 3 mean if the SI is noisy */
     if (!st) st = eelsvae_pca_options_init(&po); /* 4 components model the bulk, fitted without the worst-fitting
                                                     10 %: robust to the SI's own anomalies */

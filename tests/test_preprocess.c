@@ -957,14 +957,17 @@ static double measured_noise_pcc(const eelsvae_cube *noisy, const eelsvae_cube *
 }
 
 /* On the realistic synthetic SI at a dose where the mean is needed, one near
- * the threshold and the default one, the estimate from the noisy cube alone
- * is within 0.02 of the PCC measured against the noise-free cube, and the
- * choice follows it; the caller's mean_filter is overwritten, nothing else. */
-static void test_choose_mean_filter_synthetic(void **state)
+ * its threshold and the default one, where the blur is not needed, the
+ * estimate from the noisy cube alone is within 0.02 of the PCC measured
+ * against the noise-free cube, and the choice follows it; the caller's
+ * mean_filter is overwritten, the spatial sigma zeroed or kept, nothing else
+ * changes. */
+static void test_choose_spatial_synthetic(void **state)
 {
     (void)state;
     const double doses[] = {9.0, 60.0, 1000.0};
     const size_t want[] = {3, 1, 1};
+    const double want_sigma[] = {0.5, 0.5, 0.0};
     for (size_t d = 0; d < 3; d++) {
         eelsvae_synth_options so;
         assert_ok(eelsvae_synth_options_init_realistic(&so));
@@ -979,13 +982,16 @@ static void test_choose_mean_filter_synthetic(void **state)
         o.mean_filter = 7;
         before = o;
         double estimate = -1;
-        assert_ok(eelsvae_preprocess_options_choose_mean_filter(&o, noisy, 690, 730, &estimate));
+        assert_ok(eelsvae_preprocess_options_choose_spatial(&o, noisy, 690, 730, &estimate));
         double measured = measured_noise_pcc(noisy, truth, first, n);
         if (!(fabs(estimate - measured) <= 0.02))
             fail_msg("dose %g: estimated noise PCC %.4f, measured %.4f", doses[d], estimate, measured);
         assert_int_equal(o.mean_filter, want[d]);
         assert_int_equal(o.mean_filter, estimate < EELSVAE_MEAN_FILTER_BELOW_PCC ? 3 : 1);
+        assert_true(o.sigma[0] == want_sigma[d] && o.sigma[1] == want_sigma[d]);
+        assert_true(o.sigma[0] == (estimate >= EELSVAE_SPATIAL_BLUR_BELOW_PCC ? 0.0 : 0.5));
         before.mean_filter = o.mean_filter;
+        before.sigma[0] = before.sigma[1] = want_sigma[d];
         assert_memory_equal(&o, &before, sizeof o);
         eelsvae_cube_free(noisy);
         eelsvae_cube_free(truth);
@@ -994,9 +1000,10 @@ static void test_choose_mean_filter_synthetic(void **state)
 
 /* By hand: a straight line has no curvature, so no noise (PCC 1); an
  * alternating ±1 is all curvature (|Δ²| = 4, N = 16/6 > its variance 1), so
- * no signal (PCC 0). With no blur the median of {1, 1, 0} pixels is 1 and
- * of {0, 0, 1} is 0; a constant pixel is left out of the median. */
-static void test_choose_mean_filter_by_hand(void **state)
+ * no signal (PCC 0), whatever the blur. The median of {1, 1, 0} pixels is 1
+ * (no mean, no spatial blur) and of {0, 0, 1} is 0 (the mean, the blur
+ * kept); a constant pixel is left out of the median. */
+static void test_choose_spatial_by_hand(void **state)
 {
     (void)state;
     enum { NE = 12 };
@@ -1009,7 +1016,6 @@ static void test_choose_mean_filter_by_hand(void **state)
     }
     eelsvae_preprocess_options o;
     assert_ok(eelsvae_preprocess_options_init(&o, EELSVAE_PRESET_FAST));
-    o.sigma[0] = o.sigma[1] = o.sigma[2] = 0.0;
     const int rows[2][4] = {{0, 3, 1, 2}, {1, 1, 0, 2}};
     const double want[2] = {1.0, 0.0};
     for (int c = 0; c < 2; c++) {
@@ -1018,45 +1024,48 @@ static void test_choose_mean_filter_by_hand(void **state)
         eelsvae_cube *cube = cube_from(data, 2, 2, NE);
         assert_ok(eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, 100.0, 1.0, "eV"));
         double pcc = -1;
-        assert_ok(eelsvae_preprocess_options_choose_mean_filter(&o, cube, 100, 100 + NE - 1, &pcc));
+        o.sigma[0] = o.sigma[1] = 0.5;
+        o.sigma[2] = 0.0;
+        assert_ok(eelsvae_preprocess_options_choose_spatial(&o, cube, 100, 100 + NE - 1, &pcc));
         assert_true(fabs(pcc - want[c]) < 1e-12);
-        assert_int_equal(o.mean_filter, want[c] < EELSVAE_MEAN_FILTER_BELOW_PCC ? 3 : 1);
+        assert_int_equal(o.mean_filter, c == 0 ? 1 : 3);
+        assert_true(o.sigma[0] == (c == 0 ? 0.0 : 0.5) && o.sigma[1] == o.sigma[0] && o.sigma[2] == 0.0);
         eelsvae_cube_free(cube);
     }
 }
 
 /* Refusals: NULLs, bad options, an uncalibrated axis, a window of too few
  * channels or outside the axis, a cube constant over the window. */
-static void test_choose_mean_filter_bad_input(void **state)
+static void test_choose_spatial_bad_input(void **state)
 {
     (void)state;
     eelsvae_cube *cube = tu_random_cube(3, 3, 40, 5);
     eelsvae_preprocess_options o;
     assert_ok(eelsvae_preprocess_options_init(&o, EELSVAE_PRESET_FAST));
-    assert_int_equal(eelsvae_preprocess_options_choose_mean_filter(&o, cube, 0, 10, NULL), EELSVAE_ERR_RANGE);
-    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_preprocess_options_choose_mean_filter"));
+    assert_int_equal(eelsvae_preprocess_options_choose_spatial(&o, cube, 0, 10, NULL), EELSVAE_ERR_RANGE);
+    assert_non_null(strstr(eelsvae_last_error(), "eelsvae_preprocess_options_choose_spatial"));
     /* The whole axis needs no calibration, and equals its window in eV. */
     double whole = -1, window = -2;
-    assert_ok(eelsvae_preprocess_options_choose_mean_filter(&o, cube, NAN, NAN, &whole));
+    assert_ok(eelsvae_preprocess_options_choose_spatial(&o, cube, NAN, NAN, &whole));
     assert_ok(eelsvae_cube_set_axis(cube, EELSVAE_AXIS_E, 0.0, 1.0, "eV"));
-    assert_ok(eelsvae_preprocess_options_choose_mean_filter(&o, cube, 0, 39, &window));
+    assert_ok(eelsvae_preprocess_options_choose_spatial(&o, cube, 0, 39, &window));
     assert_true(whole == window && whole >= 0.0 && whole <= 1.0);
-    assert_int_equal(eelsvae_preprocess_options_choose_mean_filter(NULL, cube, 0, 10, NULL),
+    assert_int_equal(eelsvae_preprocess_options_choose_spatial(NULL, cube, 0, 10, NULL),
                      EELSVAE_ERR_INVALID_ARGUMENT);
-    assert_int_equal(eelsvae_preprocess_options_choose_mean_filter(&o, NULL, 0, 10, NULL),
+    assert_int_equal(eelsvae_preprocess_options_choose_spatial(&o, NULL, 0, 10, NULL),
                      EELSVAE_ERR_INVALID_ARGUMENT);
-    assert_int_equal(eelsvae_preprocess_options_choose_mean_filter(&o, cube, 0, 5, NULL), EELSVAE_ERR_RANGE);
+    assert_int_equal(eelsvae_preprocess_options_choose_spatial(&o, cube, 0, 5, NULL), EELSVAE_ERR_RANGE);
     assert_non_null(strstr(eelsvae_last_error(), "at least 8"));
-    assert_int_equal(eelsvae_preprocess_options_choose_mean_filter(&o, cube, 100, 200, NULL), EELSVAE_ERR_RANGE);
+    assert_int_equal(eelsvae_preprocess_options_choose_spatial(&o, cube, 100, 200, NULL), EELSVAE_ERR_RANGE);
     o.sigma[2] = -1;
-    assert_int_equal(eelsvae_preprocess_options_choose_mean_filter(&o, cube, 0, 10, NULL),
+    assert_int_equal(eelsvae_preprocess_options_choose_spatial(&o, cube, 0, 10, NULL),
                      EELSVAE_ERR_INVALID_ARGUMENT);
     o.sigma[2] = 0.5;
     float flat[2 * 2 * 10];
     for (size_t i = 0; i < sizeof flat / sizeof *flat; i++) flat[i] = 2.0f;
     eelsvae_cube *constant = cube_from(flat, 2, 2, 10);
     assert_ok(eelsvae_cube_set_axis(constant, EELSVAE_AXIS_E, 0.0, 1.0, "eV"));
-    assert_int_equal(eelsvae_preprocess_options_choose_mean_filter(&o, constant, 0, 9, NULL), EELSVAE_ERR_NUMERIC);
+    assert_int_equal(eelsvae_preprocess_options_choose_spatial(&o, constant, 0, 9, NULL), EELSVAE_ERR_NUMERIC);
     eelsvae_cube_free(constant);
     eelsvae_cube_free(cube);
 }
@@ -1126,9 +1135,9 @@ int main(void)
         cmocka_unit_test(test_chain_short_struct),
         cmocka_unit_test(test_thread_count_independence),
         cmocka_unit_test(test_chain_bad_input),
-        cmocka_unit_test(test_choose_mean_filter_synthetic),
-        cmocka_unit_test(test_choose_mean_filter_by_hand),
-        cmocka_unit_test(test_choose_mean_filter_bad_input),
+        cmocka_unit_test(test_choose_spatial_synthetic),
+        cmocka_unit_test(test_choose_spatial_by_hand),
+        cmocka_unit_test(test_choose_spatial_bad_input),
         cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,21 +92,28 @@ void cli_chain(eelsvae_preprocess_options *chain, eelsvae_preset preset, double 
                const eelsvae_cube *raw, double lo, double hi)
 {
     cli_check(eelsvae_preprocess_options_init(chain, preset), "preprocess options");
-    if (!isnan(spatial_sigma)) chain->sigma[0] = chain->sigma[1] = spatial_sigma;
-    if (mean_filter || preset == EELSVAE_PRESET_PAPER) {
-        if (mean_filter) chain->mean_filter = mean_filter;
-        return;
-    }
-    double pcc = 0;
-    cli_check(eelsvae_preprocess_options_choose_mean_filter(chain, raw, lo, hi, &pcc), "noise estimate");
+    bool sigma_given = !isnan(spatial_sigma);
+    if (sigma_given) chain->sigma[0] = chain->sigma[1] = spatial_sigma;
+    if (mean_filter) chain->mean_filter = mean_filter;
+    if (preset == EELSVAE_PRESET_PAPER || (mean_filter && sigma_given)) return;
+    double pcc = 0, sigma = chain->sigma[0];
+    cli_check(eelsvae_preprocess_options_choose_spatial(chain, raw, lo, hi, &pcc), "noise estimate");
+    if (sigma_given) chain->sigma[0] = chain->sigma[1] = spatial_sigma;
+    if (mean_filter) chain->mean_filter = mean_filter;
     char range[64] = "the whole energy axis";
     if (!isnan(lo)) snprintf(range, sizeof range, "%g … %g eV", lo, hi);
-    fprintf(stderr, "noise: a perfect reconstruction would reach PCC %.3f over %s after the blur; ", pcc, range);
-    if (chain->mean_filter > 1)
+    fprintf(stderr, "noise: a perfect reconstruction would reach PCC %.3f over %s after a %g-pixel blur; ", pcc,
+            range, sigma);
+    if (!mean_filter && chain->mean_filter > 1)
         fprintf(stderr, "below %.2f, so the chain pools each pixel with a %zu x %zu mean (--mean-filter 1: none)\n",
                 EELSVAE_MEAN_FILTER_BELOW_PCC, chain->mean_filter, chain->mean_filter);
-    else
+    else if (!sigma_given && chain->sigma[0] == 0.0 && sigma > 0.0)
+        fprintf(stderr, "from %.2f up, so the chain leaves the spatial blur out and rims stay sharp "
+                "(--spatial-sigma %g keeps it)\n", EELSVAE_SPATIAL_BLUR_BELOW_PCC, sigma);
+    else if (!mean_filter)
         fprintf(stderr, "no spatial mean needed (--mean-filter 3 pools neighbours)\n");
+    else
+        fprintf(stderr, "the spatial blur stays (--spatial-sigma 0 leaves it out)\n");
 }
 
 uint64_t cli_u64(const char *option, const char *text)

@@ -49,16 +49,18 @@ size_t cli_mean_filter(const char *option, const char *text);
 
 /* The preprocessing chain of `preset` with the programs' overrides:
  * spatial_sigma (NAN: the preset's σ on y and x) and mean_filter (0: the
- * paper preset's 3, or with the fast preset the choice of
- * eelsvae_preprocess_options_choose_mean_filter for the noise of the raw
- * cube over lo … hi eV (NaN: the whole axis), said on stderr). */
+ * paper preset's 3). With the fast preset, what is not given is chosen by
+ * eelsvae_preprocess_options_choose_spatial for the noise of the raw cube
+ * over lo … hi eV (NaN: the whole axis), and the choice said on stderr. */
 void cli_chain(eelsvae_preprocess_options *chain, eelsvae_preset preset, double spatial_sigma, size_t mean_filter,
                const eelsvae_cube *raw, double lo, double hi);
 #define CLI_SPATIAL_SIGMA_HELP \
-    "  --spatial-sigma S       Gaussian blur of the preprocessing on y and x, pixels\n" \
-    "                          (default 0.5, the paper's: it lowers the noise and\n" \
-    "                          mixes a one-pixel ring around each small region into\n" \
-    "                          it; 0 for a high-dose SI whose small features matter)\n"
+    "  --spatial-sigma S       Gaussian blur of the preprocessing on y and x, pixels:\n" \
+    "                          it lowers the noise and mixes a one-pixel ring around\n" \
+    "                          each small region into it (default: chosen for the\n" \
+    "                          SI's noise, 0 where a perfect reconstruction would\n" \
+    "                          reach PCC >= 0.99 over the range, else 0.5, the\n" \
+    "                          paper's)\n"
 size_t cli_size(const char *option, const char *text);
 uint64_t cli_u64(const char *option, const char *text);
 /* "LO:HI" → lo < hi. */

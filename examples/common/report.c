@@ -242,9 +242,9 @@ static void detection_sections(cli_text *t, int html, const bench_report *r)
     snprintf(buf, sizeof buf,
              "The same score maps cut by the rule %s instead of Otsu's split: what eelsvae-detect and eelsvae-pca "
              "flag by default. Unlike Otsu's, which always splits a map in two, this rule states its error rate: "
-             "it flags the pixels unlike the map's own bulk. At high counts that includes the one-pixel ring around "
-             "each disk into which the preprocessing's spatial blur mixes the shifted edge (precision below 1; "
-             "--spatial-sigma 0 removes it); where the classes overlap it flags fewer pixels (recall below 1).",
+             "it flags the pixels unlike the map's own bulk. Where the chain blurs the scan (--spatial-sigma > 0) that "
+             "includes the one-pixel ring around each disk into which the blur mixes the shifted edge (precision "
+             "below 1); where the classes overlap it flags fewer pixels (recall below 1).",
              r->rule);
     para(t, html, buf);
     shift_table(t, html, r, "rule_f1", metric_cell);
@@ -259,8 +259,8 @@ static void detection_sections(cli_text *t, int html, const bench_report *r)
          "Otsu's threshold splits each method's PCC map where the between-class variance is largest, which is "
          "about midway between the mean PCC of the two classes; an anomalous pixel scoring above it is missed. "
          "A disk's outer one-pixel ring (pixels more than radius − 1 from its centre) takes in some of the bulk "
-         "around it through the preprocessing's spatial blur, so its pixels score between the classes and are "
-         "missed first: a method with perfect ranking (ROC-AUC 1) can still lose them when the anomalous mean is "
+         "around it through the preprocessing's spatial blur or mean, where the chain has one, so its pixels score "
+         "between the classes and are missed first: a method with perfect ranking (ROC-AUC 1) can still lose them when the anomalous mean is "
          "far below the normal one. Threshold (mean PCC of normal / anomalous pixels):");
     shift_table(t, html, r, NULL, threshold_cell);
     para(t, html, "Missed anomalous pixels (of them, on a disk's outer ring) / false alarms:");

@@ -568,7 +568,7 @@ EELSVAE_API eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eel
                                                    double *scale_lo, double *scale_hi);
 
 /**
- * @brief The noise PCC below which eelsvae_preprocess_options_choose_mean_filter()
+ * @brief The noise PCC below which eelsvae_preprocess_options_choose_spatial()
  *        pools with a 3 × 3 mean: noise above about a tenth of the window's
  *        variance after the blur (0.95² ≈ 0.90).
  *
@@ -582,8 +582,26 @@ EELSVAE_API eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eel
 #define EELSVAE_MEAN_FILTER_BELOW_PCC 0.95
 
 /**
- * @brief Choose the chain's spatial mean for this SI's noise: 3 × 3 where
- *        the noise would hide the signal, none where it would not.
+ * @brief The noise PCC from which eelsvae_preprocess_options_choose_spatial()
+ *        leaves the spatial blur out (sigma on y and x 0): noise below about
+ *        2 % of the window's variance after the fast preset's blur
+ *        (0.99² ≈ 0.98).
+ *
+ * Chosen on the synthetic SI, plain and realistic, at doses 250 … 4000
+ * (@ref page_preprocessing, PCA 4 over 690–730 eV): from an estimate of
+ * 0.995 up, the σ 0.5 blur ranks no shift better and costs F1 at the
+ * default rule (plain SI at dose 1000: 0.92 against 1.00 at 2.4 eV) by
+ * mixing each region into a one-pixel ring around it; at 0.982 it still
+ * pays (a 0.9 eV shift: F1 1.00 against 0.41), as on the Nion SI's Ti L
+ * edge (0.986: ROC-AUC 0.96 against 0.92); at 0.991 it trades ranking for F1.
+ * @since 0.1.0
+ */
+#define EELSVAE_SPATIAL_BLUR_BELOW_PCC 0.99
+
+/**
+ * @brief Choose the chain's spatial smoothing for this SI's noise: a 3 × 3
+ *        mean where the noise would hide the signal, no spatial blur where
+ *        the noise is negligible, the blur of @p opt in between.
  *
  * Estimates, from the raw cube alone, the median over pixels of the PCC
  * between each spectrum over @p lo_ev … @p hi_ev and its noise-free
@@ -599,16 +617,19 @@ EELSVAE_API eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eel
  * lines a channel or two wide) count as noise and bias it low.
  *
  * Then sets @p opt's mean_filter to 3 when the estimate is below
- * ::EELSVAE_MEAN_FILTER_BELOW_PCC, else 1, whatever it held; no other field
- * changes. Call it on the raw cube, before eelsvae_cube_preprocess(), with
+ * ::EELSVAE_MEAN_FILTER_BELOW_PCC, else 1, whatever it held, and sigma[0]
+ * and sigma[1] to 0 when it is at least ::EELSVAE_SPATIAL_BLUR_BELOW_PCC
+ * (else they keep their value); no other field changes. The thresholds were
+ * set with the fast preset's blur (σ 0.5 on every axis), which is the chain
+ * to pass. Call it on the raw cube, before eelsvae_cube_preprocess(), with
  * the window the detection scores.
- * @param opt Options whose blur (sigma) is read and whose mean_filter is set
- *            (struct_size read first).
+ * @param opt Options whose blur (sigma) is read and whose mean_filter,
+ *            sigma[0] and sigma[1] are set (struct_size read first).
  * @param cube The raw cube (counts; a calibrated energy axis unless the window is the whole axis).
  * @param lo_ev Low end of the window, eV; NaN with @p hi_ev NaN: the whole
  *              energy axis (no calibration needed), as the scorer's window.
  * @param hi_ev High end of the window, eV; the window must hold at least 8 channels.
- * @param[out] noise_pcc The estimate (may be NULL).
+ * @param[out] noise_pcc The estimate, for the blur @p opt held on entry (may be NULL).
  * @return ::EELSVAE_OK, ::EELSVAE_ERR_INVALID_ARGUMENT (NULL, bad options,
  *         an empty window), ::EELSVAE_ERR_RANGE (uncalibrated energy axis, a
  *         window outside it or of fewer than 8 channels),
@@ -616,9 +637,9 @@ EELSVAE_API eelsvae_status eelsvae_cube_preprocess(eelsvae_cube *cube, const eel
  *         ::EELSVAE_ERR_NOMEM.
  * @since 0.1.0
  */
-EELSVAE_API eelsvae_status eelsvae_preprocess_options_choose_mean_filter(eelsvae_preprocess_options *opt,
-                                                                         const eelsvae_cube *cube, double lo_ev,
-                                                                         double hi_ev, double *noise_pcc);
+EELSVAE_API eelsvae_status eelsvae_preprocess_options_choose_spatial(eelsvae_preprocess_options *opt,
+                                                                    const eelsvae_cube *cube, double lo_ev,
+                                                                    double hi_ev, double *noise_pcc);
 /** @} */
 
 /** @name Synthetic BiFeO3-like spectrum image

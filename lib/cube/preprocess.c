@@ -999,11 +999,11 @@ static double spectrum_noise_pcc(const float *s, size_t n, double gain)
     return sqrt(signal / (signal + gain * noise));
 }
 
-eelsvae_status eelsvae_preprocess_options_choose_mean_filter(eelsvae_preprocess_options *opt,
-                                                             const eelsvae_cube *cube, double lo_ev, double hi_ev,
-                                                             double *noise_pcc)
+eelsvae_status eelsvae_preprocess_options_choose_spatial(eelsvae_preprocess_options *opt,
+                                                         const eelsvae_cube *cube, double lo_ev, double hi_ev,
+                                                         double *noise_pcc)
 {
-    static const char *const fn = "eelsvae_preprocess_options_choose_mean_filter";
+    static const char *const fn = "eelsvae_preprocess_options_choose_spatial";
     if (!opt || !cube) return evae_fail(EELSVAE_ERR_INVALID_ARGUMENT, "%s: NULL options or cube", fn);
     eelsvae_preprocess_options o;
     eelsvae_preprocess_options_init(&o, EELSVAE_PRESET_PAPER);
@@ -1036,6 +1036,7 @@ eelsvae_status eelsvae_preprocess_options_choose_mean_filter(eelsvae_preprocess_
     double median = evae_median_doubles(pcc, kept);
     evae_free(pcc);
     o.mean_filter = median < EELSVAE_MEAN_FILTER_BELOW_PCC ? 3 : 1;
+    if (median >= EELSVAE_SPATIAL_BLUR_BELOW_PCC) o.sigma[0] = o.sigma[1] = 0.0;
     if (noise_pcc) *noise_pcc = median;
     return evae_write_options(opt, opt->struct_size, &o, sizeof o, fn);
 }

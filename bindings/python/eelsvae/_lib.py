@@ -330,7 +330,7 @@ FUNCTIONS = {
     "eelsvae_cube_median_filter": (STATUS, [CubeP, c_size_t]),
     "eelsvae_preprocess_options_init_sized": (STATUS, [POINTER(PreprocessOptions), c_enum, c_size_t]),
     "eelsvae_cube_preprocess": (STATUS, [CubeP, POINTER(PreprocessOptions), P_double, P_double]),
-    "eelsvae_preprocess_options_choose_mean_filter": (STATUS, [POINTER(PreprocessOptions), CubeP, c_double,
+    "eelsvae_preprocess_options_choose_spatial": (STATUS, [POINTER(PreprocessOptions), CubeP, c_double,
                                                                c_double, P_double]),
     # cube.h: synthesis and injection
     "eelsvae_synth_options_init_sized": (STATUS, [POINTER(SynthOptions), c_size_t]),

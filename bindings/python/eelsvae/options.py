@@ -130,26 +130,29 @@ class Options:
 class PreprocessOptions(Options):
     """``eelsvae_preprocess_options``: blur, robust scaling, spatial filters (presets 'paper', 'fast')."""
     MEAN_FILTER_BELOW_PCC = 0.95  # EELSVAE_MEAN_FILTER_BELOW_PCC
+    SPATIAL_BLUR_BELOW_PCC = 0.99  # EELSVAE_SPATIAL_BLUR_BELOW_PCC
     _struct = _lib.PreprocessOptions
     _has_preset = True
 
     def _fill(self, preset):
         lib.eelsvae_preprocess_options_init_sized(ctypes.byref(self._c), int(preset), ctypes.sizeof(self._c))
 
-    def choose_mean_filter(self, cube, window):
-        """Set ``mean_filter`` for the noise of ``cube`` (raw counts) over ``window``.
+    def choose_spatial(self, cube, window):
+        """Set the spatial smoothing for the noise of ``cube`` (raw counts) over ``window``.
 
-        3 where the estimated noise PCC after this chain's blur is below
-        ``MEAN_FILTER_BELOW_PCC`` (0.95), else 1, as the programs choose it
-        (``eelsvae_preprocess_options_choose_mean_filter``).  ``window`` is
+        ``mean_filter`` 3 where the estimated noise PCC after this chain's
+        blur is below ``MEAN_FILTER_BELOW_PCC`` (0.95), else 1; ``sigma`` on
+        y and x 0 from ``SPATIAL_BLUR_BELOW_PCC`` (0.99) up, else unchanged;
+        as the programs choose them
+        (``eelsvae_preprocess_options_choose_spatial``).  ``window`` is
         ``(lo, hi)`` in eV, the range the detection scores.  Returns the
         estimate: the median over pixels of the PCC a perfect reconstruction
         would score.
         """
         lo, hi = window
         pcc = ctypes.c_double()
-        lib.eelsvae_preprocess_options_choose_mean_filter(ctypes.byref(self._c), cube._h, float(lo), float(hi),
-                                                          ctypes.byref(pcc))
+        lib.eelsvae_preprocess_options_choose_spatial(ctypes.byref(self._c), cube._h, float(lo), float(hi),
+                                                      ctypes.byref(pcc))
         return pcc.value
 
 

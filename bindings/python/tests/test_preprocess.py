@@ -106,7 +106,7 @@ def test_options_objects(rng):
 
 
 def _noise_pcc_numpy(a, first, n, sigma):
-    """The estimate of eelsvae_preprocess_options_choose_mean_filter, in NumPy."""
+    """The estimate of eelsvae_preprocess_options_choose_spatial, in NumPy."""
     x = a[:, :, first:first + n].astype(np.float64)
     d2 = x[:, :, 2:] - 2 * x[:, :, 1:-1] + x[:, :, :-2]
     noise = (d2 ** 2).sum(axis=2) / (6.0 * (n - 2))
@@ -118,16 +118,19 @@ def _noise_pcc_numpy(a, first, n, sigma):
     return float(np.median(np.sqrt(signal / (signal + gain * noise))))
 
 
-@pytest.mark.parametrize("amplitude, want", [(400.0, 1), (15.0, 3)])
-def test_choose_mean_filter_matches_numpy(rng, amplitude, want):
-    # A smooth peak over Poisson noise: strong, the mean is not needed; weak, it is.
+@pytest.mark.parametrize("amplitude, want, want_sigma", [(400.0, 1, 0.0), (60.0, 1, 0.5), (15.0, 3, 0.5)])
+def test_choose_spatial_matches_numpy(rng, amplitude, want, want_sigma):
+    # A smooth peak over Poisson noise: strong, neither the mean nor the
+    # spatial blur is needed; middling, the blur is; weak, the mean is too.
     e = np.arange(60, dtype=np.float64)
     peak = amplitude * np.exp(-0.5 * ((e - 30) / 6.0) ** 2)
     a = rng.poisson(100.0 + peak, size=(10, 12, 60)).astype(np.float32)
     cube = eelsvae.Cube.from_numpy(a, energy=(500.0, 0.5, "eV"))
     opt = eelsvae.PreprocessOptions(preset="fast")
-    pcc = opt.choose_mean_filter(cube, (505.0, 525.0))
+    pcc = opt.choose_spatial(cube, (505.0, 525.0))
     assert pcc == pytest.approx(_noise_pcc_numpy(a, 10, 41, 0.5), abs=1e-9)
     assert opt.mean_filter == want
+    assert list(opt.sigma) == [want_sigma, want_sigma, 0.5]
+    assert (pcc >= opt.SPATIAL_BLUR_BELOW_PCC) == (want_sigma == 0.0)
     with pytest.raises(EelsvaeError):
-        opt.choose_mean_filter(cube, (505.0, 507.0))
+        opt.choose_spatial(cube, (505.0, 507.0))
