@@ -53,7 +53,7 @@ pca() { # K|auto
 # eelsvae-pca on shift $shift of SI $si with the blur's σ, the mean as the blurred run chose it.
 blur_run() { # SIGMA
   local dir="$si/blur_${shift}_$1" mean=()
-  [[ $1 == 0.5 ]] || mean=(--mean-filter "$chosen_mean")
+  [[ $1 == 0.5 ]] || mean=(--mean-filter "$chosen")
   "$bin/eelsvae-pca" "$si/shift_$shift.npy" --out "$dir" --window 690:730 --truth "$si/mask.npy" --map-format npy \
     --spatial-sigma "$1" "${mean[@]}" >/dev/null 2>"$dir.log"
 }
@@ -69,22 +69,17 @@ for dose in $doses; do
   # shellcheck disable=SC2086 # the extra arguments are a word list on purpose
   "$bin/eelsvae-synth" --out "$si" --dose "$dose" --shifts "$shifts" $synth_args >/dev/null 2>&1
   for shift in ${shifts//,/ }; do
+    # The first run chooses the mean itself and prints the estimate. It gives
+    # what its choice given explicitly gives (tests/smoke_examples.sh checks
+    # that), so the mean sweep runs only the other setting; the blur sweep
+    # runs without the blur, with the same mean.
+    if [[ $blur == 1 ]]; then blur_run 0.5; log="$si/blur_${shift}_0.5.log"; else pca auto; log="$si/pca_${shift}_auto.log"; fi
+    pcc=$(sed -n 's/^noise: a perfect reconstruction would reach PCC \([0-9.]*\).*/\1/p' "$log")
+    if grep -q "^noise: .* mean (--mean-filter 1: none)" "$log"; then chosen=3 other=1; else chosen=1 other=3; fi
     if [[ $blur == 1 ]]; then
-      chosen_mean=""
-      blur_run 0.5
-      log="$si/blur_${shift}_0.5.log"
-      pcc=$(sed -n 's/^noise: a perfect reconstruction would reach PCC \([0-9.]*\).*/\1/p' "$log")
-      if grep -q "^noise: .* mean (--mean-filter 1: none)" "$log"; then chosen_mean=3; else chosen_mean=1; fi
       blur_run 0
       m1="$si/blur_${shift}_0.5/metrics.json" m3="$si/blur_${shift}_0/metrics.json"
     else
-      # The run that chooses for itself prints the estimate and gives what its
-      # choice given explicitly gives (tests/smoke_examples.sh checks that);
-      # only the other setting is run explicitly.
-      pca auto
-      log="$si/pca_${shift}_auto.log"
-      pcc=$(sed -n 's/^noise: a perfect reconstruction would reach PCC \([0-9.]*\).*/\1/p' "$log")
-      if grep -q "^noise: .* mean (--mean-filter 1: none)" "$log"; then chosen=3 other=1; else chosen=1 other=3; fi
       pca "$other"
       declare -A metrics=([$chosen]="$si/pca_${shift}_auto/metrics.json" [$other]="$si/pca_${shift}_$other/metrics.json")
       m1=${metrics[1]} m3=${metrics[3]}

@@ -259,9 +259,10 @@ static void detection_sections(cli_text *t, int html, const bench_report *r)
          "Otsu's threshold splits each method's PCC map where the between-class variance is largest, which is "
          "about midway between the mean PCC of the two classes; an anomalous pixel scoring above it is missed. "
          "A disk's outer one-pixel ring (pixels more than radius − 1 from its centre) takes in some of the bulk "
-         "around it through the preprocessing's spatial blur or mean, where the chain has one, so its pixels score "
-         "between the classes and are missed first: a method with perfect ranking (ROC-AUC 1) can still lose them when the anomalous mean is "
-         "far below the normal one. Threshold (mean PCC of normal / anomalous pixels):");
+         "around it through the preprocessing's spatial blur or mean, where the chain has one, so its pixels "
+         "score between the classes and are missed first: a method with perfect ranking (ROC-AUC 1) can still "
+         "lose them when the anomalous mean is far below the normal one. Threshold (mean PCC of normal / "
+         "anomalous pixels):");
     shift_table(t, html, r, NULL, threshold_cell);
     para(t, html, "Missed anomalous pixels (of them, on a disk's outer ring) / false alarms:");
     shift_table(t, html, r, NULL, misses_cell);
